@@ -1,0 +1,293 @@
+//! The per-(resource, rule) alert state machine. Pure; no I/O.
+//!
+//! closed → open (alert email) → open, reminded every `remind_every` → resolved (resolved email).
+//! A rule that gets more severe while open is announced again; one that gets less severe, or
+//! whose message changes, is updated silently.
+
+use crate::evaluate::Evaluation;
+use crate::model::Severity;
+
+pub const DRIFT_RULE: &str = "drift.weakened";
+
+/// Something that should be alerting on a resource right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// An alert that is open in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAlert {
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    pub opened_at: i64,
+    pub last_notified_at: i64,
+}
+
+/// Which email a resource gets this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// New or escalated conditions, at this severity.
+    Alert(Severity),
+    /// Nothing new; open conditions are due a reminder.
+    Reminder(Severity),
+    /// Conditions went away.
+    Resolved,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub opened: Vec<Condition>,
+    pub escalated: Vec<Condition>,
+    /// Still active, severity lowered or message changed: update without an email.
+    pub updated: Vec<Condition>,
+    pub resolved: Vec<OpenAlert>,
+    /// Open, unchanged (whether or not a reminder is due).
+    pub still_open: Vec<OpenAlert>,
+    pub notice: Option<Notice>,
+}
+
+/// Conditions from one evaluation: findings at or above `min`, and the drift against baseline.
+pub fn conditions(eval: &Evaluation, min: Severity) -> Vec<Condition> {
+    let mut out: Vec<Condition> = eval
+        .findings
+        .iter()
+        .filter(|f| f.severity >= min)
+        .map(|f| Condition {
+            rule: f.rule.clone(),
+            severity: f.severity,
+            message: f.message.clone(),
+        })
+        .collect();
+    if let Some(sev) = eval.drift.filter(|s| *s >= min) {
+        let weakened: Vec<String> = eval
+            .changes
+            .iter()
+            .filter(|c| c.severity.is_some())
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    c.path,
+                    crate::evaluate::show_value(&c.before),
+                    crate::evaluate::show_value(&c.after)
+                )
+            })
+            .collect();
+        out.push(Condition {
+            rule: DRIFT_RULE.into(),
+            severity: sev,
+            message: format!(
+                "Protection weakened against the approved baseline: {}.",
+                weakened.join("; ")
+            ),
+        });
+    }
+    // One condition per rule: the most severe wins.
+    out.sort_by(|a, b| a.rule.cmp(&b.rule).then(b.severity.cmp(&a.severity)));
+    out.dedup_by(|a, b| a.rule == b.rule);
+    out
+}
+
+pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_secs: i64) -> Plan {
+    let mut p = Plan::default();
+    for c in active {
+        match open.iter().find(|o| o.rule == c.rule) {
+            None => p.opened.push(c.clone()),
+            Some(o) if c.severity > o.severity => p.escalated.push(c.clone()),
+            Some(o) if c.severity != o.severity || c.message != o.message => {
+                p.updated.push(c.clone())
+            }
+            Some(o) => p.still_open.push(o.clone()),
+        }
+    }
+    for o in open {
+        if !active.iter().any(|c| c.rule == o.rule) {
+            p.resolved.push(o.clone());
+        }
+    }
+    let new_sev = p
+        .opened
+        .iter()
+        .chain(&p.escalated)
+        .map(|c| c.severity)
+        .max();
+    let reminder_due = p
+        .still_open
+        .iter()
+        .chain(
+            open.iter()
+                .filter(|o| p.updated.iter().any(|u| u.rule == o.rule)),
+        )
+        .any(|o| now - o.last_notified_at >= remind_every_secs);
+    p.notice = if let Some(s) = new_sev {
+        Some(Notice::Alert(s))
+    } else if !p.resolved.is_empty() {
+        Some(Notice::Resolved)
+    } else if reminder_due {
+        let worst = p
+            .still_open
+            .iter()
+            .map(|o| o.severity)
+            .chain(p.updated.iter().map(|c| c.severity))
+            .max();
+        worst.map(Notice::Reminder)
+    } else {
+        None
+    };
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(rule: &str, sev: Severity) -> Condition {
+        Condition {
+            rule: rule.into(),
+            severity: sev,
+            message: format!("{rule} msg"),
+        }
+    }
+    fn open(rule: &str, sev: Severity, notified: i64) -> OpenAlert {
+        OpenAlert {
+            rule: rule.into(),
+            severity: sev,
+            message: format!("{rule} msg"),
+            opened_at: 0,
+            last_notified_at: notified,
+        }
+    }
+    use Severity::*;
+
+    #[test]
+    fn table() {
+        const H4: i64 = 4 * 3600;
+        let cases: Vec<(
+            &str,
+            Vec<Condition>,
+            Vec<OpenAlert>,
+            i64,
+            Option<Notice>,
+            (usize, usize, usize, usize),
+        )> = vec![
+            ("quiet", vec![], vec![], 100, None, (0, 0, 0, 0)),
+            (
+                "opens",
+                vec![cond("a", Critical)],
+                vec![],
+                100,
+                Some(Notice::Alert(Critical)),
+                (1, 0, 0, 0),
+            ),
+            (
+                "stays open, no reminder yet",
+                vec![cond("a", Critical)],
+                vec![open("a", Critical, 100)],
+                200,
+                None,
+                (0, 0, 0, 1),
+            ),
+            (
+                "reminder due",
+                vec![cond("a", High)],
+                vec![open("a", High, 0)],
+                H4,
+                Some(Notice::Reminder(High)),
+                (0, 0, 0, 1),
+            ),
+            (
+                "resolves",
+                vec![],
+                vec![open("a", Critical, 0)],
+                10,
+                Some(Notice::Resolved),
+                (0, 0, 1, 0),
+            ),
+            (
+                "escalates",
+                vec![cond("a", Critical)],
+                vec![open("a", High, 0)],
+                10,
+                Some(Notice::Alert(Critical)),
+                (0, 1, 0, 0),
+            ),
+            (
+                "de-escalates silently",
+                vec![cond("a", Medium)],
+                vec![open("a", High, 5)],
+                10,
+                None,
+                (0, 0, 0, 0),
+            ),
+            (
+                "new rule beside an open one: alert at the new severity",
+                vec![cond("a", Critical), cond("b", Medium)],
+                vec![open("a", Critical, 5)],
+                10,
+                Some(Notice::Alert(Medium)),
+                (1, 0, 0, 1),
+            ),
+            (
+                "one resolves, one opens: alert wins, resolved listed",
+                vec![cond("b", High)],
+                vec![open("a", Critical, 5)],
+                10,
+                Some(Notice::Alert(High)),
+                (1, 0, 1, 0),
+            ),
+        ];
+        for (name, active, opened, now, notice, (o, e, r, s)) in cases {
+            let p = plan(&active, &opened, now, H4);
+            assert_eq!(p.notice, notice, "case: {name}");
+            assert_eq!(
+                (
+                    p.opened.len(),
+                    p.escalated.len(),
+                    p.resolved.len(),
+                    p.still_open.len()
+                ),
+                (o, e, r, s),
+                "case: {name}: {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conditions_filter_and_drift() {
+        use crate::model::{Change, ChangeClass, Finding};
+        let eval = Evaluation {
+            findings: vec![
+                Finding::new("x.low", Low, false, "l"),
+                Finding::new("x.crit", Critical, true, "c"),
+            ],
+            changes: vec![Change {
+                path: "/ssl".into(),
+                before: serde_json::json!(true),
+                after: serde_json::json!(false),
+                class: ChangeClass::Weakened,
+                severity: Some(High),
+            }],
+            exposed: true,
+            drift: Some(Critical),
+        };
+        let got: Vec<(String, Severity)> = conditions(&eval, Medium)
+            .into_iter()
+            .map(|c| (c.rule, c.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DRIFT_RULE.to_string(), Critical),
+                ("x.crit".to_string(), Critical)
+            ]
+        );
+        assert!(
+            conditions(&eval, Medium)[0]
+                .message
+                .contains("/ssl: true → false")
+        );
+    }
+}

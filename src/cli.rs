@@ -1,0 +1,353 @@
+//! The one-shot commands: scan, baseline, history, test-alert, outbox.
+
+use crate::Format;
+use crate::config::Config;
+use crate::engine;
+use crate::evaluate::{self, show_value};
+use crate::model::Severity;
+use crate::store::{OutboxRow, Store};
+use anyhow::bail;
+use serde_json::json;
+use std::process::ExitCode;
+
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
+fn open_existing(config: &Config) -> anyhow::Result<Store> {
+    let db = config.state_dir.join(crate::store::DB_FILE);
+    if !db.exists() {
+        bail!(
+            "no state file at {} yet: start `lockwatch run` with this config first (or pass the daemon's --config)",
+            db.display()
+        );
+    }
+    Store::open(&config.state_dir)
+}
+
+pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow::Result<ExitCode> {
+    let collected = engine::collect_all(&config.sources).await;
+    let mut resources = Vec::new();
+    let mut errors = Vec::new();
+    let mut worst: Option<Severity> = None;
+    for c in collected {
+        match c.result {
+            Err(message) => errors.push(json!({"source": c.source, "message": message})),
+            Ok(rs) => {
+                for r in rs {
+                    let mut e = evaluate::evaluate(r.kind, &r.posture, &r.posture);
+                    e.findings
+                        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)));
+                    worst = worst.max(e.findings.iter().map(|f| f.severity).max());
+                    resources.push(json!({
+                        "id": r.id, "source": r.source, "kind": r.kind, "exposed": e.exposed,
+                        "findings": e.findings.iter().map(|f| json!({"rule": f.rule, "severity": f.severity, "message": f.message})).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+        }
+    }
+    match format {
+        Format::Json => println!("{}", json!({"resources": resources, "errors": errors})),
+        Format::Text => {
+            for r in &resources {
+                let exposed = if r["exposed"] == true {
+                    "  EXPOSED"
+                } else {
+                    ""
+                };
+                println!("{}{exposed}", r["id"].as_str().unwrap_or_default());
+                let findings = r["findings"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                if findings.is_empty() {
+                    println!("  no findings");
+                }
+                for f in findings {
+                    println!(
+                        "  [{}] {}: {}",
+                        f["severity"].as_str().unwrap_or_default(),
+                        f["rule"].as_str().unwrap_or_default(),
+                        f["message"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            for e in &errors {
+                println!(
+                    "ERROR {}: {}",
+                    e["source"].as_str().unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default()
+                );
+            }
+            if resources.is_empty() && errors.is_empty() {
+                println!("no sources configured in {}", config.path.display());
+            }
+        }
+    }
+    Ok(if worst.is_some_and(|w| w >= fail_on) {
+        ExitCode::from(1)
+    } else if !errors.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn baseline_show(
+    config: &Config,
+    resource: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let known = store.load_known()?;
+    let mut ids: Vec<&String> = known
+        .keys()
+        .filter(|id| resource.is_none_or(|r| r == id.as_str()))
+        .collect();
+    ids.sort();
+    if let Some(r) = resource
+        && ids.is_empty()
+    {
+        bail!(
+            "no resource {r:?} in {} (see `lockwatch baseline show` for the ids)",
+            store.path.display()
+        );
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let k = &known[id];
+        let e = evaluate::evaluate(&k.kind, &k.baseline, &k.document);
+        let since = store.baseline_of(id)?.map(|(_, at)| at).unwrap_or_default();
+        out.push((id, k, e, since));
+    }
+    match format {
+        Format::Json => {
+            let list: Vec<_> = out
+                .iter()
+                .map(|(id, k, e, since)| json!({"id": id, "kind": k.kind, "source": k.source, "baseline_observed_at": ts(*since), "deleted": k.deleted, "baseline": k.baseline, "changes_since_baseline": e.changes}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Format::Text => {
+            for (id, k, e, since) in &out {
+                let state = if k.deleted { " (deleted)" } else { "" };
+                println!(
+                    "{id}{state}: baseline from {}, {} change(s) since",
+                    ts(*since),
+                    e.changes.len()
+                );
+                for c in &e.changes {
+                    println!(
+                        "  {} {}: {} → {}",
+                        c.class.as_str(),
+                        c.path,
+                        show_value(&c.before),
+                        show_value(&c.after)
+                    );
+                }
+                if resource.is_some() {
+                    println!("{}", serde_json::to_string_pretty(&k.baseline)?);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn baseline_accept(config: &Config, resource: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut store = open_existing(config)?;
+    if let Some(r) = resource
+        && !store.resource_exists(r)?
+    {
+        bail!(
+            "no resource {r:?} in {} (see `lockwatch baseline show` for the ids)",
+            store.path.display()
+        );
+    }
+    let changed = store.accept_baseline(resource, chrono::Utc::now().timestamp())?;
+    if changed.is_empty() {
+        println!("nothing to accept: the baseline already equals the current posture");
+    }
+    for id in changed {
+        println!(
+            "accepted the current posture of {id} as its baseline; the daemon resolves its drift alert on the next cycle"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let known = store.load_known()?;
+    let Some(k) = known.get(resource) else {
+        bail!(
+            "no resource {resource:?} in {} (known: {})",
+            store.path.display(),
+            store.resource_ids()?.join(", ")
+        );
+    };
+    let snaps = store.snapshots(resource)?;
+    let baselines = store.baseline_events(resource)?;
+    let alerts = store.alert_history(resource)?;
+    let mut entries = Vec::new();
+    let mut prev: Option<&serde_json::Value> = None;
+    for s in &snaps {
+        let changes = prev
+            .map(|p| evaluate::evaluate(&k.kind, p, &s.document).changes)
+            .unwrap_or_default();
+        let events: Vec<&str> = baselines
+            .iter()
+            .filter(|b| b.0 == s.id)
+            .map(|b| b.2.as_str())
+            .collect();
+        entries.push((s, changes, events));
+        prev = Some(&s.document);
+    }
+    match format {
+        Format::Json => {
+            let list: Vec<_> = entries
+                .iter()
+                .map(|(s, changes, _)| json!({"observed_at": ts(s.observed_at), "hash": s.hash, "changes": changes, "document": s.document}))
+                .collect();
+            let b: Vec<_> = baselines.iter().map(|(snap, at, how)| json!({"snapshot_hash": snaps.iter().find(|s| s.id == *snap).map(|s| s.hash.clone()), "at": ts(*at), "how": how})).collect();
+            let a: Vec<_> = alerts.iter().map(|(rule, sev, o, r)| json!({"rule": rule, "severity": sev, "opened_at": ts(*o), "resolved_at": r.map(ts)})).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"resource": resource, "kind": k.kind, "source": k.source, "snapshots": list, "baselines": b, "alerts": a})
+                )?
+            );
+        }
+        Format::Text => {
+            println!("{resource} (kind {}, source {})", k.kind, k.source);
+            for (s, changes, _) in &entries {
+                println!(
+                    "{}  snapshot {}",
+                    ts(s.observed_at),
+                    &s.hash[..12.min(s.hash.len())]
+                );
+                if prev_is_first(&snaps, s.id) {
+                    println!("  first seen");
+                }
+                for c in changes {
+                    println!(
+                        "  {} {}: {} → {}",
+                        c.class.as_str(),
+                        c.path,
+                        show_value(&c.before),
+                        show_value(&c.after)
+                    );
+                }
+            }
+            for (snap, at, how) in &baselines {
+                let hash = snaps
+                    .iter()
+                    .find(|s| s.id == *snap)
+                    .map(|s| s.hash[..12.min(s.hash.len())].to_string())
+                    .unwrap_or_default();
+                println!("{}  baseline set ({how}) to snapshot {hash}", ts(*at));
+            }
+            for (rule, sev, opened, resolved) in &alerts {
+                println!(
+                    "{}  alert {rule} [{sev}] opened{}",
+                    ts(*opened),
+                    resolved
+                        .map(|r| format!(", resolved {}", ts(r)))
+                        .unwrap_or_else(|| ", still open".into())
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prev_is_first(snaps: &[crate::store::SnapshotRow], id: i64) -> bool {
+    snaps.first().is_some_and(|f| f.id == id)
+}
+
+pub async fn test_alert(config: &Config) -> anyhow::Result<ExitCode> {
+    let transport = crate::mail::Transport::new(config.email.as_ref())?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into());
+    let now = chrono::Utc::now().timestamp();
+    let text = format!(
+        "This is a test alert from lockwatch on {host}, sent by `lockwatch test-alert` at {}.\nIf you read this, alert delivery works.\n",
+        ts(now)
+    );
+    let row = OutboxRow {
+        id: 0,
+        created_at: now,
+        resource_id: "lockwatch/test".into(),
+        kind: "test".into(),
+        subject: format!("[lockwatch] TEST alert delivery from {host}"),
+        body_html: format!(
+            "<html><body><p>{}</p></body></html>",
+            crate::mail::esc(&text)
+        ),
+        body_text: text,
+        message_id: crate::mail::new_message_id(config.email.as_ref()),
+        in_reply_to: None,
+        state: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        sent_at: None,
+    };
+    match transport.send(&row).await {
+        Ok(()) => {
+            match &config.email {
+                Some(e) => println!(
+                    "test alert accepted by {}:{} for {}",
+                    e.smtp_host,
+                    e.smtp_port,
+                    e.to.iter()
+                        .map(|m| m.email.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => {
+                    println!("no [alerts.email] configured: the test alert went to the log only")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => bail!(
+            "test alert not delivered: {} ({})",
+            e.message,
+            if e.permanent {
+                "refused permanently: check from/to and the server's relay rules"
+            } else {
+                "temporary: check the server is up and reachable"
+            }
+        ),
+    }
+}
+
+pub fn outbox(config: &Config, all: bool) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let rows = store.outbox_listing(all)?;
+    if rows.is_empty() {
+        println!("outbox empty: every alert was delivered");
+    }
+    for r in rows {
+        let when = match (r.state.as_str(), r.sent_at) {
+            ("sent", Some(at)) => format!("sent {}", ts(at)),
+            ("pending", _) => format!("next try {}", ts(r.next_attempt_at)),
+            _ => "not retried (permanent failure)".into(),
+        };
+        println!(
+            "#{} {} {} {} attempts={} {when}\n    {}{}",
+            r.id,
+            ts(r.created_at),
+            r.kind,
+            r.state,
+            r.attempts,
+            r.subject,
+            r.last_error
+                .map(|e| format!("\n    last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,511 @@
+//! `lockwatch.toml`: parsing and validation. Every error names the file, the line, and the fix.
+
+use crate::model::Severity;
+use crate::secret::{self, Secret};
+use crate::sources::{self, Common, Source};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/lockwatch/lockwatch.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    alerts: RawAlerts,
+    #[serde(default)]
+    sources: Vec<toml::Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    schedule: Option<toml::Spanned<String>>,
+    state_dir: Option<PathBuf>,
+    metrics_listen: Option<toml::Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    remind_every: Option<toml::Spanned<String>>,
+    min_severity: Option<toml::Spanned<String>>,
+    email: Option<toml::Spanned<EmailConfig>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP. Only for a relay on the same host or a trusted network.
+    None,
+    Starttls,
+    /// Implicit TLS (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub smtp_host: String,
+    pub smtp_port: Option<u16>,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    pub timeout: Option<Duration>,
+}
+
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| {
+                humantime::parse_duration(&s).map_err(|e| {
+                    serde::de::Error::custom(format!("{s:?}: {e} (write e.g. \"30s\")"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Email settings after validation, with the SMTP password loaded.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    pub from: lettre::message::Mailbox,
+    pub to: Vec<lettre::message::Mailbox>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+pub struct SourceEntry {
+    pub name: String,
+    pub kind: String,
+    pub source: Box<dyn Source>,
+    pub timeout: Duration,
+}
+
+pub struct Config {
+    pub path: PathBuf,
+    pub schedule: cron::Schedule,
+    pub schedule_text: String,
+    pub state_dir: PathBuf,
+    pub metrics_listen: std::net::SocketAddr,
+    pub remind_every: Duration,
+    pub min_severity: Severity,
+    pub email: Option<Email>,
+    pub sources: Vec<SourceEntry>,
+}
+
+/// A configuration error: where, what, and what to do.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.path.display(), l, self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of `key = ...` inside the table that starts at `start`, up to the next header.
+fn key_line_in_entry(text: &str, start: usize, key: &str) -> Option<usize> {
+    let first = line_of(text, start);
+    text.lines()
+        .enumerate()
+        .skip(first) // the header line itself
+        .take_while(|(_, l)| !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
+}
+
+pub const DEFAULT_SCHEDULE: &str = "*/30 * * * * *";
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "cannot read the config file: {e} (pass --config PATH or set LOCKWATCH_CONFIG)"
+            ),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| ConfigError {
+            path: path.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)),
+            message,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+
+        let schedule_text = raw
+            .daemon
+            .schedule
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| DEFAULT_SCHEDULE.into());
+        let schedule = cron::Schedule::from_str(&schedule_text).map_err(|e| {
+            err(
+                raw.daemon.schedule.as_ref().map(|s| s.span()),
+                format!(
+                    "schedule {schedule_text:?} is not a valid cron expression: {e}. It takes six or seven fields, seconds first \
+                     (\"*/30 * * * * *\" = every 30 s; \"0 */5 * * * *\" = every 5 min); day-of-week counts 1 = Sunday."
+                ),
+            )
+        })?;
+
+        let metrics_listen = match &raw.daemon.metrics_listen {
+            None => "127.0.0.1:9187".parse().expect("literal address"),
+            Some(s) => s.get_ref().parse().map_err(|e| {
+                err(
+                    Some(s.span()),
+                    format!(
+                        "metrics_listen {:?}: {e}; write host:port, e.g. \"127.0.0.1:9187\"",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
+
+        let remind_every = match &raw.alerts.remind_every {
+            None => Duration::from_secs(4 * 3600),
+            Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
+                err(
+                    Some(s.span()),
+                    format!(
+                        "remind_every {:?}: {e}; write a duration such as \"4h\" or \"30m\"",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let min_severity = match &raw.alerts.min_severity {
+            None => Severity::Medium,
+            Some(s) => Severity::parse(s.get_ref()).ok_or_else(|| {
+                err(
+                    Some(s.span()),
+                    format!(
+                        "min_severity {:?}: use one of low, medium, high, critical",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
+
+        let email = match raw.alerts.email {
+            None => None,
+            Some(spanned) => {
+                let span = spanned.span();
+                Some(
+                    validate_email(spanned.into_inner())
+                        .map_err(|m| err(Some(span), format!("[alerts.email]: {m}")))?,
+                )
+            }
+        };
+
+        let mut sources = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for entry in raw.sources {
+            let span = entry.span();
+            let mut table = entry.into_inner();
+            let here = |m: String| err(Some(span.clone()), format!("[[sources]]: {m}"));
+            let take_str = |t: &mut toml::Table, key: &str| -> Result<Option<String>, String> {
+                match t.remove(key) {
+                    None => Ok(None),
+                    Some(toml::Value::String(s)) => Ok(Some(s)),
+                    Some(other) => Err(format!(
+                        "`{key}` must be a string, not {}",
+                        other.type_str()
+                    )),
+                }
+            };
+            let kind = take_str(&mut table, "kind")
+                .map_err(&here)?
+                .ok_or_else(|| {
+                    here(format!(
+                        "missing `kind`; one of: {}",
+                        sources::KINDS
+                            .iter()
+                            .map(|k| k.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            let name = take_str(&mut table, "name")
+                .map_err(&here)?
+                .ok_or_else(|| here("missing `name` (a short label, e.g. \"cache\")".into()))?;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(here(format!(
+                    "name {name:?}: use letters, digits, '-', '_' or '.'"
+                )));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(here(format!(
+                    "two sources are named {name:?}; names must be unique"
+                )));
+            }
+            let timeout = match take_str(&mut table, "timeout").map_err(&here)? {
+                None => Duration::from_secs(30),
+                Some(t) => humantime::parse_duration(&t)
+                    .map_err(|e| here(format!("timeout {t:?}: {e}")))?,
+            };
+            let sk = sources::source_kind(&kind).ok_or_else(|| {
+                here(format!(
+                    "unknown kind {kind:?}; lockwatch knows: {}",
+                    sources::KINDS
+                        .iter()
+                        .map(|k| k.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let common = Common {
+                name: name.clone(),
+                timeout,
+            };
+            let source = (sk.build)(&common, table).map_err(|m| {
+                // Point at the offending key when serde names one.
+                let key_line = m
+                    .split('`')
+                    .nth(1)
+                    .and_then(|key| key_line_in_entry(text, span.start, key));
+                ConfigError {
+                    path: path.to_path_buf(),
+                    line: key_line.or(Some(line_of(text, span.start))),
+                    message: format!("source {name:?} (kind {kind}): {m}"),
+                }
+            })?;
+            sources.push(SourceEntry {
+                name,
+                kind,
+                source,
+                timeout,
+            });
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            schedule,
+            schedule_text,
+            state_dir: raw
+                .daemon
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/lockwatch")),
+            metrics_listen,
+            remind_every,
+            min_severity,
+            email,
+            sources,
+        })
+    }
+
+    /// The next few times the schedule fires, for `check-config`.
+    pub fn next_runs(&self, n: usize) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.schedule.upcoming(chrono::Utc).take(n).collect()
+    }
+}
+
+fn validate_email(e: EmailConfig) -> Result<Email, String> {
+    let from = e
+        .from
+        .parse()
+        .map_err(|err| format!("from {:?} is not an email address: {err}", e.from))?;
+    if e.to.is_empty() {
+        return Err("`to` is empty: list at least one recipient".into());
+    }
+    let to =
+        e.to.iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|err| format!("to {t:?} is not an email address: {err}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    let password = secret::load(
+        "[alerts.email]",
+        e.password_file.as_deref(),
+        e.password_env.as_deref(),
+    )
+    .map_err(|err| err.to_string())?;
+    if password.is_some() && e.username.is_none() {
+        return Err("a password is set but no `username`".into());
+    }
+    let smtp_port = e.smtp_port.unwrap_or(match e.tls {
+        SmtpTls::None => 25,
+        SmtpTls::Starttls => 587,
+        SmtpTls::Tls => 465,
+    });
+    Ok(Email {
+        smtp_host: e.smtp_host,
+        smtp_port,
+        tls: e.tls,
+        from,
+        to,
+        username: e.username,
+        password,
+        timeout: e.timeout.unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("lockwatch.toml"), text)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.schedule_text, DEFAULT_SCHEDULE);
+        assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9187");
+        assert_eq!(c.remind_every, Duration::from_secs(4 * 3600));
+        assert!(c.email.is_none());
+        assert!(c.sources.is_empty());
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let cases: Vec<(&str, usize, &str)> = vec![
+            (
+                "[daemon]\nschedul = \"* * * * * *\"\n",
+                2,
+                "unknown field `schedul`",
+            ),
+            ("[daemon]\nschedule = \"*/5 * * * *\"\n", 2, "seconds first"),
+            ("[alerts]\nremind_every = \"often\"\n", 2, "remind_every"),
+            (
+                "[alerts]\nmin_severity = \"urgent\"\n",
+                2,
+                "low, medium, high, critical",
+            ),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://127.0.0.1\"\nurll = \"x\"\n",
+                5,
+                "unknown field `urll`",
+            ),
+            (
+                "[[sources]]\nkind = \"mongo\"\nname = \"a\"\n",
+                1,
+                "unknown kind \"mongo\"",
+            ),
+            ("[[sources]]\nname = \"a\"\n", 1, "missing `kind`"),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://h\"\n[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://h\"\n",
+                5,
+                "named \"a\"",
+            ),
+            (
+                "[[sources]]\nkind = \"postgres\"\nname = \"db\"\nurl = \"postgres://127.0.0.1/x\"\n",
+                1,
+                "names no user",
+            ),
+            (
+                "[alerts.email]\nsmtp_host = \"h\"\ntls = \"none\"\nfrom = \"not an address\"\nto = [\"a@b.c\"]\n",
+                1,
+                "is not an email address",
+            ),
+            (
+                "[alerts.email]\nsmtp_host = \"h\"\ntls = \"sometimes\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\n",
+                3,
+                "unknown variant `sometimes`",
+            ),
+            ("this is not toml", 1, ""),
+        ];
+        for (text, line, needle) in cases {
+            let e = match parse(text) {
+                Ok(_) => panic!("accepted: {text}"),
+                Err(e) => e,
+            };
+            assert_eq!(e.line, Some(line), "{text} → {e}");
+            assert!(e.to_string().contains(needle), "{text} → {e}");
+            assert!(e.to_string().starts_with("lockwatch.toml:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let e = parse(
+            "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"ftp://u:canary-s3cret@h\"\n",
+        )
+        .err()
+        .unwrap();
+        assert!(!e.to_string().contains("canary-s3cret"), "{e}");
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse(
+            r#"
+[daemon]
+schedule = "*/2 * * * * *"
+state_dir = "/tmp/x"
+metrics_listen = "127.0.0.1:0"
+[alerts]
+remind_every = "30m"
+min_severity = "high"
+[alerts.email]
+smtp_host = "localhost"
+smtp_port = 2525
+tls = "none"
+from = "lockwatch@example.com"
+to = ["oncall@example.com"]
+[[sources]]
+kind = "redis"
+name = "cache"
+url = "redis://:pw@127.0.0.1:6379"
+timeout = "5s"
+[[sources]]
+kind = "postgres"
+name = "main-db"
+url = "postgres://lockwatch@127.0.0.1:5432/postgres"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources[0].timeout, Duration::from_secs(5));
+        assert_eq!(c.min_severity, Severity::High);
+        assert_eq!(c.email.unwrap().smtp_port, 2525);
+        assert!(!c.sources[0].source.target().contains("pw"));
+    }
+}

@@ -1,0 +1,308 @@
+//! `lockwatch run`: the scheduler loop, the outbox worker, the metrics endpoint, systemd
+//! notification and graceful shutdown.
+
+use crate::config::Config;
+use crate::engine::{self, Engine};
+use crate::mail::Transport;
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use anyhow::{Context, bail};
+use chrono::Utc;
+use sd_notify::NotifyState;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Holds an exclusive lock on `state_dir/lockwatch.lock` while the daemon runs.
+pub struct StateLock(#[allow(dead_code)] std::fs::File);
+
+pub fn lock_state_dir(state_dir: &std::path::Path) -> anyhow::Result<StateLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("lockwatch.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "another lockwatch daemon is already running on state_dir {} (it holds {}); stop it first, or give this one its own state_dir",
+            state_dir.display(),
+            path.display()
+        );
+    }
+    Ok(StateLock(file))
+}
+
+fn notify(states: &[NotifyState]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let _lock = {
+        if !config.state_dir.exists() {
+            Store::open(&config.state_dir)?;
+        }
+        lock_state_dir(&config.state_dir)?
+    };
+    let store = Store::open(&config.state_dir)?;
+    let metrics = Metrics::new();
+    let listener = tokio::net::TcpListener::bind(config.metrics_listen).await.with_context(|| {
+        format!("metrics_listen {}: cannot listen (port taken by another process? choose another in [daemon])", config.metrics_listen)
+    })?;
+    tracing::info!(address = %listener.local_addr()?, "metrics on /metrics, health on /healthz");
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let now = Utc::now().timestamp();
+    for s in &config.sources {
+        metrics
+            .last_success
+            .with_label_values(&[&s.name])
+            .set(now as f64);
+        metrics.scan_errors.with_label_values(&[&s.name]).inc_by(0);
+    }
+    let period = config
+        .schedule
+        .upcoming(Utc)
+        .take(2)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_seconds().max(1))
+        .next()
+        .unwrap_or(60);
+    let slowest = config
+        .sources
+        .iter()
+        .map(|s| s.timeout.as_secs() as i64)
+        .max()
+        .unwrap_or(0);
+    metrics
+        .healthy_within_secs
+        .store(period + slowest + 60, std::sync::atomic::Ordering::Relaxed);
+
+    let mut engine = Engine::new(
+        store,
+        config.sources.iter().map(|s| s.name.clone()).collect(),
+    )?;
+    engine.min_severity = config.min_severity;
+    engine.remind_every_secs = config.remind_every.as_secs() as i64;
+    engine.config_path = std::path::absolute(&config.path).unwrap_or(config.path.clone());
+    engine.email = config.email.clone();
+    engine.metrics = Some(metrics.clone());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let worker = {
+        let store = Store::open(&config.state_dir)?;
+        let transport = Transport::new(config.email.as_ref())?;
+        tokio::spawn(outbox_worker(
+            store,
+            transport,
+            metrics.clone(),
+            wake.clone(),
+            stop_rx.clone(),
+        ))
+    };
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested; finishing the current cycle");
+        let _ = stop_tx.send(true);
+    });
+
+    let watchdog = sd_notify::watchdog_enabled();
+    let tick = watchdog
+        .map(|w| w / 2)
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1));
+    tracing::info!(schedule = %config.schedule_text, sources = config.sources.len(), "lockwatch started");
+
+    let mut first = true;
+    let mut stop = stop_rx.clone();
+    loop {
+        run_cycle(&config, &mut engine).await;
+        metrics.beat();
+        wake.notify_one();
+        if first {
+            notify(&[NotifyState::Ready, NotifyState::Status("watching")]);
+            first = false;
+        }
+        // Sleep until the next fire time in short steps, so the watchdog is fed and a clock that
+        // jumps backwards does not stall us: the target is recomputed when it moves away.
+        let mut next = config
+            .schedule
+            .upcoming(Utc)
+            .next()
+            .context("schedule has no future fire time")?;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = Utc::now();
+            if now >= next {
+                break;
+            }
+            let remaining = (next - now).to_std().unwrap_or_default();
+            if remaining > Duration::from_secs(period as u64 + 2) {
+                next = config
+                    .schedule
+                    .upcoming(Utc)
+                    .next()
+                    .context("schedule has no future fire time")?;
+            }
+            if watchdog.is_some() {
+                notify(&[NotifyState::Watchdog]);
+            }
+            metrics.beat();
+            tokio::select! {
+                _ = tokio::time::sleep(remaining.min(tick)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    match tokio::time::timeout(Duration::from_secs(20), worker).await {
+        Ok(_) => tracing::info!("stopped cleanly"),
+        Err(_) => tracing::warn!(
+            "outbox worker still sending after 20s; unsent mail stays queued for the next start"
+        ),
+    }
+    Ok(())
+}
+
+async fn run_cycle(config: &Config, engine: &mut Engine) {
+    let collected = engine::collect_all(&config.sources).await;
+    match engine.apply(Utc::now().timestamp(), collected) {
+        Ok(s) => tracing::info!(
+            changed = s.changed,
+            emails = s.mails,
+            failed_sources = s.failed_sources,
+            "cycle done"
+        ),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cycle not recorded; it will be retried next cycle")
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Retry delay after `attempts` failures: 5 s doubling to at most 60 s, with ±20 % jitter.
+pub fn backoff_secs(attempts: i64) -> i64 {
+    let base = (5i64 << attempts.clamp(0, 4)).min(60);
+    let jitter = (base as f64 * 0.2 * (rand::random::<f64>() * 2.0 - 1.0)) as i64;
+    (base + jitter).max(1)
+}
+
+async fn outbox_worker(
+    store: Store,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // A fresh start is a good moment to retry: whatever was waiting on a backoff goes now.
+    if let Err(e) = store.reset_backoff(Utc::now().timestamp()) {
+        tracing::error!(error = %format!("{e:#}"), "cannot read the outbox");
+    }
+    loop {
+        let now = Utc::now().timestamp();
+        match store.due_mail(now, 50) {
+            Ok(rows) => {
+                for row in rows {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    match transport.send(&row).await {
+                        Ok(()) => {
+                            metrics.alerts_sent.inc();
+                            tracing::info!(resource = %row.resource_id, subject = %row.subject, "alert delivered");
+                            if let Err(e) = store.mark_sent(row.id, Utc::now().timestamp()) {
+                                tracing::error!(error = %format!("{e:#}"), id = row.id, "delivered but could not record it; it may be sent again");
+                            }
+                        }
+                        Err(e) if e.permanent => {
+                            metrics.alert_send_failures.inc();
+                            tracing::error!(resource = %row.resource_id, error = %e.message, "mail server refused the alert permanently; kept in the outbox (see `lockwatch outbox`)");
+                            let _ = store.mark_failed(row.id, &e.message);
+                        }
+                        Err(e) => {
+                            metrics.alert_send_failures.inc();
+                            let delay = backoff_secs(row.attempts);
+                            tracing::warn!(resource = %row.resource_id, error = %e.message, retry_in_secs = delay, "alert not delivered yet; will retry");
+                            let _ = store.mark_retry(
+                                row.id,
+                                Utc::now().timestamp() + delay,
+                                &e.message,
+                            );
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read the outbox"),
+        }
+        let now = Utc::now().timestamp();
+        if let Ok((depth, oldest)) = store.queue_depth() {
+            metrics.alert_queue_depth.set(depth);
+            metrics
+                .alert_oldest_pending_age
+                .set(oldest.map(|o| (now - o).max(0)).unwrap_or(0));
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let wait = match store.next_due_at() {
+            Ok(Some(at)) => (at - now).clamp(0, 5),
+            _ => 5,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(wait as u64).max(Duration::from_millis(200))) => {}
+            _ = wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            assert!((4..=6).contains(&backoff_secs(0)));
+            assert!((8..=12).contains(&backoff_secs(1)));
+            assert!((48..=72).contains(&backoff_secs(10)));
+        }
+    }
+
+    #[test]
+    fn second_lock_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = lock_state_dir(dir.path()).unwrap();
+        let err = lock_state_dir(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("already running"), "{err}");
+    }
+}

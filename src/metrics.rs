@@ -1,0 +1,156 @@
+//! Prometheus metrics and the `/metrics` + `/healthz` endpoint.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub resources: IntGaugeVec,
+    pub findings_open: IntGaugeVec,
+    pub resource_exposed: IntGaugeVec,
+    pub drift_events: IntCounterVec,
+    pub scan_duration: HistogramVec,
+    pub scan_errors: IntCounterVec,
+    pub last_success: GaugeVec,
+    pub alerts_sent: IntCounter,
+    pub alert_send_failures: IntCounter,
+    pub alert_queue_depth: IntGauge,
+    pub alert_oldest_pending_age: IntGauge,
+    pub alerts_open: IntGaugeVec,
+    pub cycles: IntCounter,
+    pub last_cycle: IntGauge,
+    /// Unix time the scheduler loop last proved alive; `/healthz` reads it.
+    pub heartbeat: AtomicI64,
+    pub healthy_within_secs: AtomicI64,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let r = Registry::new();
+        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+            r.register(Box::new(c.clone()))
+                .expect("metric names are unique");
+            c
+        }
+        let igv = |name: &str, help: &str, labels: &[&str]| {
+            reg(
+                &r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let icv = |name: &str, help: &str, labels: &[&str]| {
+            reg(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let m = Metrics {
+            resources: igv("lockwatch_resources", "Resources currently reported, by source and kind.", &["source", "kind"]),
+            findings_open: igv("lockwatch_findings_open", "Findings on the current postures, by severity.", &["severity"]),
+            resource_exposed: igv("lockwatch_resource_exposed", "1 when the resource is reachable without authentication.", &["source", "resource"]),
+            drift_events: icv("lockwatch_drift_events_total", "Weakenings against the baseline detected, by source and severity.", &["source", "severity"]),
+            scan_duration: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new("lockwatch_scan_duration_seconds", "Time one source took to collect.")
+                        .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                    &["source"],
+                )
+                .expect("valid metric"),
+            ),
+            scan_errors: icv("lockwatch_scan_errors_total", "Collections that failed, by source.", &["source"]),
+            last_success: reg(
+                &r,
+                GaugeVec::new(Opts::new("lockwatch_last_scan_success_timestamp_seconds", "Unix time of the last successful collection (daemon start until the first)."), &["source"])
+                    .expect("valid metric"),
+            ),
+            alerts_sent: reg(&r, IntCounter::new("lockwatch_alerts_sent_total", "Alert emails accepted by the mail server (or logged).").expect("valid metric")),
+            alert_send_failures: reg(&r, IntCounter::new("lockwatch_alert_send_failures_total", "Failed alert delivery attempts.").expect("valid metric")),
+            alert_queue_depth: reg(&r, IntGauge::new("lockwatch_alert_queue_depth", "Alert emails waiting in the outbox.").expect("valid metric")),
+            alert_oldest_pending_age: reg(
+                &r,
+                IntGauge::new("lockwatch_alert_oldest_pending_age_seconds", "Age of the oldest alert email waiting in the outbox (0 when empty).").expect("valid metric"),
+            ),
+            alerts_open: igv("lockwatch_alerts_open", "Open alerts, by severity.", &["severity"]),
+            cycles: reg(&r, IntCounter::new("lockwatch_cycles_total", "Scan cycles completed.").expect("valid metric")),
+            last_cycle: reg(&r, IntGauge::new("lockwatch_last_cycle_timestamp_seconds", "Unix time the last cycle completed.").expect("valid metric")),
+            heartbeat: AtomicI64::new(chrono::Utc::now().timestamp()),
+            healthy_within_secs: AtomicI64::new(i64::MAX),
+            registry: r,
+        };
+        for s in crate::model::Severity::ALL {
+            m.findings_open.with_label_values(&[s.as_str()]).set(0);
+            m.alerts_open.with_label_values(&[s.as_str()]).set(0);
+        }
+        let build = reg(
+            &m.registry,
+            IntGaugeVec::new(
+                Opts::new("lockwatch_build_info", "Version of the running lockwatch."),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Arc::new(m)
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("prometheus text format is UTF-8")
+    }
+
+    pub fn beat(&self) {
+        self.heartbeat
+            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+    }
+
+    fn healthy(&self) -> bool {
+        let age = chrono::Utc::now().timestamp() - self.heartbeat.load(Ordering::Relaxed);
+        age <= self.healthy_within_secs.load(Ordering::Relaxed)
+    }
+}
+
+/// Serve `/metrics` and `/healthz` until the process exits.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use axum::{Router, http::StatusCode, routing::get};
+    let m1 = metrics.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m1.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    if m.healthy() {
+                        (StatusCode::OK, "ok\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "scheduler loop stalled\n")
+                    }
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "metrics server stopped");
+    }
+}

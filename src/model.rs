@@ -1,0 +1,177 @@
+//! The vocabulary shared by sources, the pure assessment/diff code, the store and the alerter.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How urgent a finding or a drift is. Ordered: `Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The word used in email subjects: `CRITICAL`, `HIGH`, ...
+    pub fn subject_word(self) -> &'static str {
+        match self {
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing a source observed, with its canonical posture document.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// `<source-name>/<kind>/<native-name>`, stable across cycles.
+    pub id: String,
+    pub source: String,
+    pub kind: &'static str,
+    /// Canonical JSON (objects with sorted keys, no volatile fields).
+    pub posture: serde_json::Value,
+}
+
+impl Resource {
+    pub fn new(
+        source: &str,
+        kind: &'static str,
+        native_name: &str,
+        posture: serde_json::Value,
+    ) -> Self {
+        Resource {
+            id: format!("{source}/{kind}/{native_name}"),
+            source: source.to_string(),
+            kind,
+            posture,
+        }
+    }
+
+    /// The byte-exact canonical text of the posture; equal postures give equal text.
+    pub fn canonical_document(&self) -> String {
+        canonical_json(&self.posture)
+    }
+}
+
+/// serde_json's `Map` is a BTreeMap here (no `preserve_order`), so keys come out sorted.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).expect("serializing a serde_json::Value cannot fail")
+}
+
+pub fn document_hash(doc: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(doc.as_bytes()))
+}
+
+/// What an assessment rule concluded about one posture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `redis.auth.disabled`.
+    pub rule: String,
+    pub severity: Severity,
+    /// What is wrong and what to do about it, for an on-call engineer.
+    pub message: String,
+    /// The finding makes the resource reachable without authentication.
+    pub exposed: bool,
+}
+
+impl Finding {
+    pub fn new(rule: &str, severity: Severity, exposed: bool, message: impl Into<String>) -> Self {
+        Finding {
+            rule: rule.to_string(),
+            severity,
+            message: message.into(),
+            exposed,
+        }
+    }
+}
+
+/// Direction of one field change against the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeClass {
+    Weakened,
+    Strengthened,
+    Neutral,
+}
+
+impl ChangeClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeClass::Weakened => "weakened",
+            ChangeClass::Strengthened => "strengthened",
+            ChangeClass::Neutral => "neutral",
+        }
+    }
+}
+
+/// A source's verdict on one field change: its direction, and for a weakening how bad it is on
+/// its own (before considering whether it exposes the resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classification {
+    pub class: ChangeClass,
+    pub severity: Severity,
+}
+
+impl Classification {
+    pub const NEUTRAL: Classification = Classification {
+        class: ChangeClass::Neutral,
+        severity: Severity::Low,
+    };
+    pub const fn weakened(severity: Severity) -> Self {
+        Classification {
+            class: ChangeClass::Weakened,
+            severity,
+        }
+    }
+    pub const STRENGTHENED: Classification = Classification {
+        class: ChangeClass::Strengthened,
+        severity: Severity::Low,
+    };
+}
+
+/// One field that differs between the baseline and the current posture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// JSON pointer into the posture document.
+    pub path: String,
+    /// `null` when the field did not exist.
+    pub before: serde_json::Value,
+    /// `null` when the field no longer exists.
+    pub after: serde_json::Value,
+    pub class: ChangeClass,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub severity: Option<Severity>,
+}

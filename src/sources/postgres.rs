@@ -1,0 +1,1041 @@
+//! `kind = "postgres"`: one PostgreSQL server, read through a monitoring role.
+//!
+//! Captures the effective `pg_hba.conf` rules (`pg_hba_file_rules`), `listen_addresses`, `ssl`,
+//! `password_encryption`, login roles without a password and superusers.
+
+use super::{
+    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
+    classify_risky_member,
+};
+use crate::model::{Classification, Finding, Resource, Severity};
+use crate::net;
+use crate::secret;
+use anyhow::{Context, anyhow};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub const KIND: SourceKind = SourceKind {
+    name: "postgres",
+    build,
+    resource_kinds: &[ResourceKind {
+        name: "postgres",
+        assess,
+        classify,
+    }],
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// `postgres://user[:password]@host:port/db[?sslmode=disable|prefer|require]`.
+    url: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    /// PEM bundle to verify the server certificate with. Without it, TLS encrypts but does not
+    /// verify the server, as libpq's `sslmode=require` does.
+    ca_file: Option<PathBuf>,
+}
+
+struct PostgresSource {
+    common: Common,
+    shown_url: String,
+    native: String,
+    config: tokio_postgres::Config,
+    ca_file: Option<PathBuf>,
+}
+
+fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String> {
+    let cfg: Config = super::parse_table(table)?;
+    let shown_url = secret::redact_url(&cfg.url);
+    let mut config =
+        tokio_postgres::Config::from_str(&cfg.url).map_err(|e| format!("url {shown_url}: {e}"))?;
+    let extra = secret::load(
+        &format!("source {}", common.name),
+        cfg.password_file.as_deref(),
+        cfg.password_env.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(p) = extra {
+        if config.get_password().is_some() {
+            return Err("the url already holds a password; remove it from the url or drop password_file/password_env".into());
+        }
+        config.password(p.expose());
+    }
+    if config.get_user().is_none() {
+        return Err(format!(
+            "url {shown_url} names no user: add the monitoring role, e.g. postgres://lockwatch@host:5432/postgres"
+        ));
+    }
+    config.connect_timeout(common.timeout);
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let native = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) if h.contains(':') => format!("[{h}]:{port}"),
+        Some(tokio_postgres::config::Host::Tcp(h)) => format!("{h}:{port}"),
+        Some(tokio_postgres::config::Host::Unix(p)) => format!("unix:{}:{port}", p.display()),
+        None => return Err(format!("url {shown_url} names no host")),
+    };
+    Ok(Box::new(PostgresSource {
+        common: common.clone(),
+        shown_url,
+        native,
+        config,
+        ca_file: cfg.ca_file,
+    }))
+}
+
+/// One effective `pg_hba.conf` line. Line numbers are left out: a comment added above a rule must
+/// not look like a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct HbaRule {
+    #[serde(rename = "type")]
+    kind: String,
+    database: Vec<String>,
+    user_name: Vec<String>,
+    address: Option<String>,
+    netmask: Option<String>,
+    auth_method: String,
+    options: Option<Vec<String>>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Posture {
+    /// `None` when the monitoring role may not read `pg_hba_file_rules`.
+    hba_rules: Option<Vec<HbaRule>>,
+    listen_addresses: Vec<String>,
+    listen_scope: String,
+    ssl: bool,
+    password_encryption: String,
+    /// `None` when the role may not read `pg_authid` (superuser-only).
+    login_roles_without_password: Option<Vec<String>>,
+    superusers: Vec<String>,
+    version: String,
+}
+
+impl Source for PostgresSource {
+    fn target(&self) -> String {
+        self.shown_url.clone()
+    }
+
+    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Vec<Resource>>> {
+        Box::pin(async move {
+            let posture = self.observe().await?;
+            Ok(vec![Resource::new(
+                &self.common.name,
+                "postgres",
+                &self.native,
+                serde_json::to_value(posture)?,
+            )])
+        })
+    }
+}
+
+impl PostgresSource {
+    async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let fail = |e: tokio_postgres::Error| {
+            anyhow!(
+                "connecting to {}: {e} (check the url, the password and pg_hba.conf for the monitoring role)",
+                self.shown_url
+            )
+        };
+        if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+            let (client, conn) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(fail)?;
+            tokio::spawn(conn);
+            Ok(client)
+        } else {
+            let tls =
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(self.ca_file.as_deref())?);
+            let (client, conn) = self.config.connect(tls).await.map_err(fail)?;
+            tokio::spawn(conn);
+            Ok(client)
+        }
+    }
+
+    async fn observe(&self) -> anyhow::Result<Posture> {
+        let db = self.connect().await?;
+        let settings = db
+            .query_one(
+                "SELECT current_setting('listen_addresses'), current_setting('ssl'), \
+                 current_setting('password_encryption'), current_setting('server_version')",
+                &[],
+            )
+            .await
+            .context("reading settings (grant the monitoring role pg_read_all_settings)")?;
+        let listen: String = settings.get(0);
+        let listen_addresses: Vec<String> = listen
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        // An empty listen_addresses means Unix sockets only.
+        let listen_scope = if listen_addresses.is_empty() {
+            net::Scope::Loopback
+        } else {
+            net::widest(listen_addresses.iter().map(String::as_str))
+        };
+
+        let hba_rules = match db
+            .query(
+                "SELECT type, database, user_name, address, netmask, auth_method, options, error \
+                 FROM pg_hba_file_rules ORDER BY line_number",
+                &[],
+            )
+            .await
+        {
+            Ok(rows) => Some(
+                rows.iter()
+                    .map(|r| HbaRule {
+                        kind: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                        database: r.get::<_, Option<Vec<String>>>(1).unwrap_or_default(),
+                        user_name: r.get::<_, Option<Vec<String>>>(2).unwrap_or_default(),
+                        address: r.get(3),
+                        netmask: r.get(4),
+                        auth_method: r.get::<_, Option<String>>(5).unwrap_or_default(),
+                        options: r.get(6),
+                        error: r.get(7),
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(source = %self.common.name, error = %e, "pg_hba_file_rules not readable; see README for the grants");
+                None
+            }
+        };
+        let login_roles_without_password = db
+            .query("SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND rolpassword IS NULL ORDER BY 1", &[])
+            .await
+            .ok()
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect());
+        let superusers = db
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolsuper AND rolcanlogin ORDER BY 1",
+                &[],
+            )
+            .await
+            .context("listing superusers")?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect();
+        Ok(Posture {
+            hba_rules,
+            listen_addresses,
+            listen_scope: listen_scope.as_str().to_string(),
+            ssl: settings.get::<_, String>(1) == "on",
+            password_encryption: settings.get(2),
+            login_roles_without_password,
+            superusers,
+            version: settings.get(3),
+        })
+    }
+}
+
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    Ok(match ca_file {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading ca_file {}", path.display()))?
+            {
+                roots.add(cert.with_context(|| format!("parsing ca_file {}", path.display()))?)?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth(),
+    })
+}
+
+/// libpq's `sslmode=require`: encrypt, check the handshake signatures, but do not check who
+/// signed the certificate. Used only when no `ca_file` is configured.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// ---- pure rules -------------------------------------------------------------------------------
+
+/// Number of addresses a rule's address/netmask leaves open, as a fraction of its family's
+/// space in bits: `None` for rules that only match local connections.
+fn open_bits(rule: &HbaRule) -> Option<u32> {
+    if rule.kind == "local" {
+        return None;
+    }
+    let addr = rule.address.as_deref().unwrap_or("all");
+    match addr {
+        "all" => return Some(128),
+        "samehost" | "localhost" => return None,
+        "samenet" => return Some(16),
+        _ => {}
+    }
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        // A host name (or .domain suffix): reachable from wherever that name resolves.
+        return Some(0);
+    };
+    let prefix = match rule
+        .netmask
+        .as_deref()
+        .and_then(|m| m.parse::<IpAddr>().ok())
+    {
+        Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+        Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+        None => {
+            if ip.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        }
+    };
+    let (family_bits, loopback) = match ip {
+        IpAddr::V4(v4) => (32, v4.octets()[0] == 127 && prefix >= 8),
+        IpAddr::V6(v6) => (128, v6.is_loopback() && prefix == 128),
+    };
+    if loopback {
+        return None;
+    }
+    // Scale to a 128-bit space so IPv4 and IPv6 rules compare.
+    Some((family_bits - prefix.min(family_bits)) * (128 / family_bits))
+}
+
+fn admits_remote(rule: &HbaRule) -> bool {
+    rule.kind.starts_with("host") && open_bits(rule).is_some()
+}
+
+/// A rule as it would appear in pg_hba.conf, for messages.
+fn render_rule(rule: &HbaRule) -> String {
+    let address = match (rule.address.as_deref(), rule.netmask.as_deref()) {
+        (Some(a), Some(m)) => match m.parse::<IpAddr>() {
+            Ok(IpAddr::V4(m4)) => format!(" {a}/{}", u32::from(m4).count_ones()),
+            Ok(IpAddr::V6(m6)) => format!(" {a}/{}", u128::from(m6).count_ones()),
+            Err(_) => format!(" {a} {m}"),
+        },
+        (Some(a), None) => format!(" {a}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}{} {}",
+        rule.kind,
+        rule.database.join(","),
+        rule.user_name.join(","),
+        address,
+        rule.auth_method
+    )
+}
+
+fn method_rank(m: &str) -> Option<u8> {
+    Some(match m {
+        "trust" => 0,
+        "password" => 1,
+        "ident" => 2,
+        "md5" => 3,
+        "pam" | "ldap" | "radius" | "bsd" => 4,
+        "gss" | "sspi" | "peer" => 5,
+        "scram-sha-256" => 6,
+        "cert" => 7,
+        "reject" => 8,
+        _ => return None,
+    })
+}
+
+fn quote_rules(rules: &[&HbaRule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("`{}`", render_rule(r)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+    let p: Posture = serde_json::from_value(posture.clone())
+        .map_err(|e| format!("not a postgres posture: {e}"))?;
+    let mut out = Vec::new();
+    match &p.hba_rules {
+        None => out.push(Finding::new(
+            "postgres.hba.unreadable",
+            Severity::Low,
+            false,
+            "The monitoring role cannot read pg_hba_file_rules, so authentication rules are not watched. \
+             As a superuser: GRANT SELECT ON pg_hba_file_rules TO lockwatch; GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO lockwatch;",
+        )),
+        Some(rules) => {
+            let pick = |f: &dyn Fn(&HbaRule) -> bool| rules.iter().filter(|r| f(r)).collect::<Vec<_>>();
+            let trust_remote = pick(&|r| r.auth_method == "trust" && admits_remote(r));
+            if !trust_remote.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.trust_remote",
+                    Severity::Critical,
+                    true,
+                    format!(
+                        "pg_hba.conf lets network clients log in without a password: {}. Anyone who reaches the \
+                         server (listening on {}) can log in as the roles named. Change the method to scram-sha-256 \
+                         and run SELECT pg_reload_conf();",
+                        quote_rules(&trust_remote),
+                        p.listen_scope
+                    ),
+                ));
+            }
+            let trust_local = pick(&|r| r.auth_method == "trust" && !admits_remote(r));
+            if !trust_local.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.trust_local",
+                    Severity::Medium,
+                    false,
+                    format!(
+                        "pg_hba.conf trusts local connections without a password: {}. Any process on the host can \
+                         log in as those roles, superusers included. Use peer for local sockets and scram-sha-256 for TCP.",
+                        quote_rules(&trust_local)
+                    ),
+                ));
+            }
+            let cleartext = pick(&|r| r.auth_method == "password" && admits_remote(r) && !(r.kind == "hostssl" && p.ssl));
+            if !cleartext.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.password_remote",
+                    Severity::High,
+                    false,
+                    format!(
+                        "pg_hba.conf accepts cleartext passwords over unencrypted network connections: {}. \
+                         Use scram-sha-256 (and hostssl).",
+                        quote_rules(&cleartext)
+                    ),
+                ));
+            }
+            let ident = pick(&|r| r.auth_method == "ident" && admits_remote(r));
+            if !ident.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.ident_remote",
+                    Severity::High,
+                    false,
+                    format!(
+                        "pg_hba.conf uses ident over TCP, which believes whatever user name the client machine's \
+                         identd reports: {}. Use scram-sha-256.",
+                        quote_rules(&ident)
+                    ),
+                ));
+            }
+            let broken = pick(&|r| r.error.is_some());
+            if !broken.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.error",
+                    Severity::Medium,
+                    false,
+                    format!(
+                        "pg_hba.conf has {} line(s) the server cannot parse ({}); the next reload will be refused and \
+                         the running rules may differ from the file. Fix the file and check pg_hba_file_rules.error.",
+                        broken.len(),
+                        broken.iter().filter_map(|r| r.error.as_deref()).collect::<Vec<_>>().join("; ")
+                    ),
+                ));
+            }
+        }
+    }
+    let remote_listener = p.listen_scope != "loopback";
+    if !p.ssl && remote_listener {
+        out.push(Finding::new(
+            "postgres.ssl.off",
+            Severity::High,
+            false,
+            format!(
+                "ssl is off while PostgreSQL listens on {} ({}): passwords and data cross the network in clear. \
+                 Set ssl = on with a certificate and use hostssl rules.",
+                p.listen_scope,
+                p.listen_addresses.join(",")
+            ),
+        ));
+    }
+    if p.password_encryption == "md5" {
+        out.push(Finding::new(
+            "postgres.password_encryption.md5",
+            Severity::Low,
+            false,
+            "password_encryption is md5: new passwords are stored as MD5 hashes. Set it to scram-sha-256 and reset passwords.",
+        ));
+    }
+    if let Some(roles) = p
+        .login_roles_without_password
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    {
+        out.push(Finding::new(
+            "postgres.role.no_password",
+            Severity::Low,
+            false,
+            format!(
+                "Login roles without a password: {}. They can log in wherever pg_hba.conf says trust, peer or ident; \
+                 give them a password or NOLOGIN if they should not.",
+                roles.join(", ")
+            ),
+        ));
+    }
+    if matches!(p.listen_scope.as_str(), "all_interfaces" | "public") {
+        out.push(Finding::new(
+            "postgres.listen.wide",
+            Severity::Low,
+            false,
+            format!(
+                "PostgreSQL listens on {} ({}); make sure a firewall or security group limits who reaches it.",
+                p.listen_addresses.join(","),
+                p.listen_scope
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The `hba_rules` element a pointer like `/hba_rules/3/auth_method` is about, in a document.
+fn rule_at<'a>(doc: &'a Value, path: &str) -> Option<HbaRule> {
+    let idx: usize = path.split('/').nth(2)?.parse().ok()?;
+    serde_json::from_value(doc.get("hba_rules")?.get(idx)?.clone()).ok()
+}
+
+fn classify(c: &FieldChange<'_>) -> Classification {
+    let parts: Vec<&str> = c.path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["hba_rules", _] => {
+            // A whole rule appeared or went away.
+            let (rule, added) = match (c.before.is_null(), c.after.is_null()) {
+                (true, false) => (c.after, true),
+                (false, true) => (c.before, false),
+                _ => return Classification::NEUTRAL,
+            };
+            let Ok(rule) = serde_json::from_value::<HbaRule>(rule.clone()) else {
+                return Classification::NEUTRAL;
+            };
+            let is_reject = rule.auth_method == "reject";
+            if added != is_reject {
+                // An allowing rule added, or a reject rule removed.
+                Classification::weakened(match rule.auth_method.as_str() {
+                    "trust" if admits_remote(&rule) => Severity::Critical,
+                    "trust" | "password" => Severity::High,
+                    _ => Severity::Medium,
+                })
+            } else {
+                Classification::STRENGTHENED
+            }
+        }
+        ["hba_rules", _, "auth_method"] => {
+            let (b, a) = (
+                c.before.as_str().and_then(method_rank),
+                c.after.as_str().and_then(method_rank),
+            );
+            match (b, a) {
+                (Some(b), Some(a)) if a < b => Classification::weakened(match c.after.as_str() {
+                    Some("trust") => Severity::Critical,
+                    Some("password") => Severity::High,
+                    _ => Severity::Medium,
+                }),
+                (Some(b), Some(a)) if a > b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["hba_rules", _, "address" | "netmask"] => {
+            let open = |doc| rule_at(doc, c.path).map(|r| open_bits(&r));
+            match (open(c.before_doc), open(c.after_doc)) {
+                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
+                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["hba_rules", _, "type"] => classify_rank(
+            c.before,
+            c.after,
+            &[
+                "host",
+                "hostnossl",
+                "hostnogssenc",
+                "hostgssenc",
+                "hostssl",
+                "local",
+            ],
+            Classification::weakened(Severity::High),
+        ),
+        ["hba_rules", _, "database" | "user_name", ..] => {
+            let covers_all = |doc| {
+                rule_at(doc, c.path).map(|r| {
+                    r.database
+                        .iter()
+                        .chain(&r.user_name)
+                        .filter(|v| *v == "all")
+                        .count()
+                })
+            };
+            match (covers_all(c.before_doc), covers_all(c.after_doc)) {
+                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
+                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["ssl"] => classify_flag(
+            c.before,
+            c.after,
+            true,
+            Classification::weakened(Severity::High),
+        ),
+        ["listen_scope"] => classify_rank(
+            c.before,
+            c.after,
+            &net::Scope::RANKS_WIDEST_FIRST,
+            Classification::weakened(Severity::Medium),
+        ),
+        ["password_encryption"] => classify_rank(
+            c.before,
+            c.after,
+            &["md5", "scram-sha-256"],
+            Classification::weakened(Severity::Medium),
+        ),
+        ["login_roles_without_password", _] | ["superusers", _] => classify_risky_member(
+            c.before,
+            c.after,
+            Classification::weakened(Severity::Medium),
+        ),
+        _ => Classification::NEUTRAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangeClass;
+    use serde_json::json;
+
+    fn rule(kind: &str, address: Option<&str>, netmask: Option<&str>, method: &str) -> Value {
+        json!({"type": kind, "database": ["all"], "user_name": ["all"], "address": address, "netmask": netmask,
+               "auth_method": method, "options": null, "error": null})
+    }
+
+    fn posture(rules: Vec<Value>) -> Value {
+        json!({
+            "hba_rules": rules, "listen_addresses": ["127.0.0.1"], "listen_scope": "loopback", "ssl": false,
+            "password_encryption": "scram-sha-256", "login_roles_without_password": [], "superusers": ["postgres"],
+            "version": "15.19"
+        })
+    }
+
+    fn rules_of(v: &Value) -> Vec<(String, Severity, bool)> {
+        assess(v)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.rule, f.severity, f.exposed))
+            .collect()
+    }
+
+    #[test]
+    fn assess_table() {
+        let secure = || {
+            vec![
+                rule("local", None, None, "peer"),
+                rule(
+                    "host",
+                    Some("127.0.0.1"),
+                    Some("255.255.255.255"),
+                    "scram-sha-256",
+                ),
+            ]
+        };
+        let cases: Vec<(&str, Value, Vec<(&str, Severity, bool)>)> = vec![
+            ("secure", posture(secure()), vec![]),
+            (
+                "trust for the world",
+                posture(vec![rule(
+                    "host",
+                    Some("0.0.0.0"),
+                    Some("0.0.0.0"),
+                    "trust",
+                )]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust for all addresses",
+                posture(vec![rule("host", Some("all"), None, "trust")]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust for a private range",
+                posture(vec![rule(
+                    "host",
+                    Some("10.0.0.0"),
+                    Some("255.0.0.0"),
+                    "trust",
+                )]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust on loopback and socket",
+                posture(vec![
+                    rule("local", None, None, "trust"),
+                    rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "trust"),
+                    rule(
+                        "host",
+                        Some("::1"),
+                        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                        "trust",
+                    ),
+                ]),
+                vec![("postgres.hba.trust_local", Severity::Medium, false)],
+            ),
+            (
+                "cleartext passwords remote",
+                posture(vec![rule(
+                    "host",
+                    Some("10.0.0.0"),
+                    Some("255.0.0.0"),
+                    "password",
+                )]),
+                vec![("postgres.hba.password_remote", Severity::High, false)],
+            ),
+            (
+                "ident remote",
+                posture(vec![rule(
+                    "host",
+                    Some("192.168.0.0"),
+                    Some("255.255.0.0"),
+                    "ident",
+                )]),
+                vec![("postgres.hba.ident_remote", Severity::High, false)],
+            ),
+            (
+                "ssl off on a wide listener",
+                {
+                    let mut p = posture(secure());
+                    p["listen_scope"] = json!("all_interfaces");
+                    p["listen_addresses"] = json!(["*"]);
+                    p
+                },
+                vec![
+                    ("postgres.ssl.off", Severity::High, false),
+                    ("postgres.listen.wide", Severity::Low, false),
+                ],
+            ),
+            (
+                "hba unreadable",
+                {
+                    let mut p = posture(vec![]);
+                    p["hba_rules"] = Value::Null;
+                    p
+                },
+                vec![("postgres.hba.unreadable", Severity::Low, false)],
+            ),
+            (
+                "md5 and passwordless roles",
+                {
+                    let mut p = posture(secure());
+                    p["password_encryption"] = json!("md5");
+                    p["login_roles_without_password"] = json!(["app"]);
+                    p
+                },
+                vec![
+                    ("postgres.password_encryption.md5", Severity::Low, false),
+                    ("postgres.role.no_password", Severity::Low, false),
+                ],
+            ),
+            (
+                "broken line",
+                posture(vec![
+                    json!({"type":"host","database":["all"],"user_name":["all"],"address":null,"netmask":null,"auth_method":"","options":null,"error":"invalid authentication method \"trsut\""}),
+                ]),
+                vec![("postgres.hba.error", Severity::Medium, false)],
+            ),
+        ];
+        for (name, p, want) in cases {
+            let want: Vec<(String, Severity, bool)> = want
+                .into_iter()
+                .map(|(r, s, e)| (r.to_string(), s, e))
+                .collect();
+            assert_eq!(rules_of(&p), want, "case: {name}");
+        }
+    }
+
+    #[test]
+    fn trust_message_quotes_the_rule() {
+        let f = assess(&posture(vec![rule(
+            "host",
+            Some("0.0.0.0"),
+            Some("0.0.0.0"),
+            "trust",
+        )]))
+        .unwrap();
+        assert!(
+            f[0].message.contains("`host all all 0.0.0.0/0 trust`"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn classify_table() {
+        let r_scram = rule(
+            "host",
+            Some("127.0.0.1"),
+            Some("255.255.255.255"),
+            "scram-sha-256",
+        );
+        let r_world = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "scram-sha-256");
+        let narrow = posture(vec![r_scram.clone()]);
+        let wide = posture(vec![r_world.clone()]);
+        let cases: Vec<(&str, Value, Value, &Value, &Value, ChangeClass, Severity)> = vec![
+            (
+                "/hba_rules/0/auth_method",
+                json!("scram-sha-256"),
+                json!("trust"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("scram-sha-256"),
+                json!("md5"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("md5"),
+                json!("password"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("trust"),
+                json!("scram-sha-256"),
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0/address",
+                json!("127.0.0.1"),
+                json!("0.0.0.0"),
+                &narrow,
+                &wide,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0/netmask",
+                json!("0.0.0.0"),
+                json!("255.255.255.255"),
+                &wide,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "scram-sha-256"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0",
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                r_scram.clone(),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0/type",
+                json!("hostssl"),
+                json!("host"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/ssl",
+                json!(true),
+                json!(false),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/listen_scope",
+                json!("loopback"),
+                json!("all_interfaces"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/password_encryption",
+                json!("scram-sha-256"),
+                json!("md5"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/superusers/1",
+                Value::Null,
+                json!("mallory"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/login_roles_without_password/0",
+                json!("app"),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/version",
+                json!("15.18"),
+                json!("15.19"),
+                &narrow,
+                &narrow,
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+        ];
+        for (path, before, after, bd, ad, class, sev) in cases {
+            let got = classify(&FieldChange {
+                path,
+                before: &before,
+                after: &after,
+                before_doc: bd,
+                after_doc: ad,
+            });
+            assert_eq!(
+                (got.class, got.severity),
+                (class, sev),
+                "{path}: {before} -> {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_bits_table() {
+        let r = |a: Option<&str>, m: Option<&str>| {
+            serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap()
+        };
+        assert_eq!(
+            open_bits(&r(Some("127.0.0.1"), Some("255.255.255.255"))),
+            None
+        );
+        assert_eq!(
+            open_bits(&r(
+                Some("::1"),
+                Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+            )),
+            None
+        );
+        assert_eq!(open_bits(&r(Some("samehost"), None)), None);
+        assert_eq!(open_bits(&r(Some("0.0.0.0"), Some("0.0.0.0"))), Some(128));
+        assert_eq!(open_bits(&r(Some("all"), None)), Some(128));
+        assert_eq!(open_bits(&r(Some("10.0.0.0"), Some("255.0.0.0"))), Some(96));
+        assert_eq!(
+            open_bits(&r(Some("10.1.2.3"), Some("255.255.255.255"))),
+            Some(0)
+        );
+        assert!(
+            open_bits(
+                &serde_json::from_value::<HbaRule>(rule("local", None, None, "trust")).unwrap()
+            )
+            .is_none()
+        );
+    }
+}

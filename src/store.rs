@@ -1,0 +1,713 @@
+//! The state file: SQLite in WAL mode under `state_dir`. Snapshots are content-addressed (a row
+//! only when a resource's document changes); alerts and the email outbox live in the same file so
+//! that an event and its email are committed together.
+
+use crate::alerting::OpenAlert;
+use crate::model::Severity;
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const DB_FILE: &str = "lockwatch.db";
+
+/// Schema migrations; `PRAGMA user_version` is the number applied. Append, never edit.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    document TEXT NOT NULL,
+    observed_at INTEGER NOT NULL
+);
+CREATE INDEX snapshots_by_resource ON snapshots(resource_id, id);
+CREATE TABLE resources (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    current_snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+    baseline_snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+    deleted_at INTEGER
+);
+CREATE TABLE baseline_events (
+    id INTEGER PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+    at INTEGER NOT NULL,
+    how TEXT NOT NULL
+);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    last_notified_at INTEGER NOT NULL,
+    resolved_at INTEGER
+);
+CREATE UNIQUE INDEX alerts_open ON alerts(resource_id, rule) WHERE resolved_at IS NULL;
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    resource_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    in_reply_to TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    sent_at INTEGER
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+CREATE TABLE threads (
+    resource_id TEXT PRIMARY KEY,
+    root_message_id TEXT NOT NULL
+);
+CREATE TABLE source_status (
+    source TEXT PRIMARY KEY,
+    last_attempt_at INTEGER NOT NULL,
+    last_success_at INTEGER,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"#];
+
+pub struct Store {
+    conn: Connection,
+    pub path: PathBuf,
+}
+
+/// What the engine remembers about a resource between cycles.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub source: String,
+    pub kind: String,
+    pub hash: String,
+    pub document: serde_json::Value,
+    pub baseline: serde_json::Value,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub hash: String,
+    pub document: serde_json::Value,
+    pub observed_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub created_at: i64,
+    pub resource_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+/// An email to enqueue; the store fills in threading.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub resource_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub message_id: String,
+}
+
+/// Everything one cycle writes, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct CycleWrites {
+    /// (resource id, source, kind, hash, canonical document)
+    pub snapshots: Vec<(String, String, String, String, String)>,
+    pub deleted: Vec<String>,
+    pub opened: Vec<(String, crate::alerting::Condition)>,
+    pub updated: Vec<(String, crate::alerting::Condition)>,
+    pub resolved: Vec<(String, String)>,
+    /// (resource id): every open alert of it was just notified.
+    pub notified: Vec<String>,
+    pub mails: Vec<NewMail>,
+    /// (source, error or None on success)
+    pub source_results: Vec<(String, Option<String>)>,
+}
+
+impl Store {
+    /// Open (creating if needed) the state file in `state_dir`: directory 0700, file 0600.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Store> {
+        if !state_dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).with_context(|| {
+                format!("creating state_dir {} (create it, or point daemon.state_dir somewhere lockwatch may write)", state_dir.display())
+            })?;
+        }
+        let path = state_dir.join(DB_FILE);
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        } else if std::fs::metadata(&path)?.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "state file is readable by other users; chmod 600 it");
+        }
+        let conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .with_context(|| damaged(&path, "it cannot be read as a SQLite database"))?;
+        if check != "ok" {
+            bail!(damaged(&path, &format!("integrity check says: {check}")));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let version: usize =
+            self.conn
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        if version > MIGRATIONS.len() {
+            bail!(
+                "{} was written by a newer lockwatch (schema {version}, this binary knows {}); upgrade lockwatch",
+                self.path.display(),
+                MIGRATIONS.len()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("applying schema migration {}", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Changes whenever another connection commits; cheap to poll.
+    pub fn data_version(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    pub fn load_known(&self) -> anyhow::Result<HashMap<String, Known>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.source, r.kind, r.deleted_at IS NOT NULL, c.hash, c.document, b.document
+             FROM resources r JOIN snapshots c ON c.id = r.current_snapshot JOIN snapshots b ON b.id = r.baseline_snapshot",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, source, kind, deleted, hash, doc, base) = row?;
+            let parse = |s: &str| {
+                serde_json::from_str(s)
+                    .with_context(|| format!("stored document of {id} is not JSON"))
+            };
+            out.insert(
+                id.clone(),
+                Known {
+                    source,
+                    kind,
+                    hash,
+                    document: parse(&doc)?,
+                    baseline: parse(&base)?,
+                    deleted,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn load_open_alerts(&self) -> anyhow::Result<HashMap<String, Vec<OpenAlert>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT resource_id, rule, severity, message, opened_at, last_notified_at FROM alerts WHERE resolved_at IS NULL ORDER BY id",
+        )?;
+        let mut out: HashMap<String, Vec<OpenAlert>> = HashMap::new();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (res, rule, sev, message, opened_at, last_notified_at) = row?;
+            let severity = Severity::parse(&sev).unwrap_or(Severity::Critical);
+            out.entry(res).or_default().push(OpenAlert {
+                rule,
+                severity,
+                message,
+                opened_at,
+                last_notified_at,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn apply(&mut self, now: i64, w: &CycleWrites) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, source, kind, hash, doc) in &w.snapshots {
+            tx.execute(
+                "INSERT INTO snapshots (resource_id, hash, document, observed_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, hash, doc, now],
+            )?;
+            let snap = tx.last_insert_rowid();
+            let existed: bool =
+                tx.query_row("SELECT COUNT(*) FROM resources WHERE id = ?1", [id], |r| {
+                    r.get::<_, i64>(0)
+                })? > 0;
+            if existed {
+                tx.execute(
+                    "UPDATE resources SET current_snapshot = ?2, deleted_at = NULL WHERE id = ?1",
+                    params![id, snap],
+                )?;
+            } else {
+                tx.execute(
+                    "INSERT INTO resources (id, source, kind, first_seen, current_snapshot, baseline_snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![id, source, kind, now, snap],
+                )?;
+                tx.execute(
+                    "INSERT INTO baseline_events (resource_id, snapshot_id, at, how) VALUES (?1, ?2, ?3, 'first seen')",
+                    params![id, snap, now],
+                )?;
+            }
+        }
+        for id in &w.deleted {
+            tx.execute(
+                "UPDATE resources SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id, now],
+            )?;
+        }
+        for (res, c) in &w.opened {
+            tx.execute(
+                "INSERT INTO alerts (resource_id, rule, severity, message, opened_at, last_notified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![res, c.rule, c.severity.as_str(), c.message, now],
+            )?;
+        }
+        for (res, c) in &w.updated {
+            tx.execute(
+                "UPDATE alerts SET severity = ?3, message = ?4 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
+                params![res, c.rule, c.severity.as_str(), c.message],
+            )?;
+        }
+        for (res, rule) in &w.resolved {
+            tx.execute(
+                "UPDATE alerts SET resolved_at = ?3 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
+                params![res, rule, now],
+            )?;
+        }
+        for res in &w.notified {
+            tx.execute("UPDATE alerts SET last_notified_at = ?2 WHERE resource_id = ?1 AND resolved_at IS NULL", params![res, now])?;
+        }
+        for m in &w.mails {
+            let root: Option<String> = tx
+                .query_row(
+                    "SELECT root_message_id FROM threads WHERE resource_id = ?1",
+                    [&m.resource_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if root.is_none() {
+                tx.execute(
+                    "INSERT INTO threads (resource_id, root_message_id) VALUES (?1, ?2)",
+                    params![m.resource_id, m.message_id],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO outbox (created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
+                params![now, m.resource_id, m.kind, m.subject, m.body_text, m.body_html, m.message_id, root],
+            )?;
+        }
+        for (source, error) in &w.source_results {
+            match error {
+                None => tx.execute(
+                    "INSERT INTO source_status (source, last_attempt_at, last_success_at, consecutive_failures, last_error) VALUES (?1, ?2, ?2, 0, NULL)
+                     ON CONFLICT(source) DO UPDATE SET last_attempt_at = ?2, last_success_at = ?2, consecutive_failures = 0, last_error = NULL",
+                    params![source, now],
+                )?,
+                Some(e) => tx.execute(
+                    "INSERT INTO source_status (source, last_attempt_at, consecutive_failures, last_error) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT(source) DO UPDATE SET last_attempt_at = ?2, consecutive_failures = consecutive_failures + 1, last_error = ?3",
+                    params![source, now, e],
+                )?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Approve the current posture of `resource` (or of every resource) as its baseline.
+    /// Returns the ids changed.
+    pub fn accept_baseline(
+        &mut self,
+        resource: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let tx = self.conn.transaction()?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM resources WHERE baseline_snapshot != current_snapshot AND deleted_at IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id",
+            )?;
+            stmt.query_map([resource], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            tx.execute(
+                "UPDATE resources SET baseline_snapshot = current_snapshot WHERE id = ?1",
+                [id],
+            )?;
+            tx.execute(
+                "INSERT INTO baseline_events (resource_id, snapshot_id, at, how) SELECT id, current_snapshot, ?2, 'accepted' FROM resources WHERE id = ?1",
+                params![id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    pub fn resource_exists(&self, id: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM resources WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })?
+            > 0)
+    }
+
+    pub fn resource_ids(&self) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM resources ORDER BY id")?;
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub fn snapshots(&self, resource: &str) -> anyhow::Result<Vec<SnapshotRow>> {
+        let mut stmt = self.conn.prepare("SELECT id, hash, document, observed_at FROM snapshots WHERE resource_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([resource], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
+        })?;
+        rows.map(|row| {
+            let (id, hash, doc, observed_at) = row?;
+            Ok(SnapshotRow {
+                id,
+                hash,
+                document: serde_json::from_str(&doc)?,
+                observed_at,
+            })
+        })
+        .collect()
+    }
+
+    /// (snapshot id, at, how) for every baseline a resource has had.
+    pub fn baseline_events(&self, resource: &str) -> anyhow::Result<Vec<(i64, i64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT snapshot_id, at, how FROM baseline_events WHERE resource_id = ?1 ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map([resource], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// (rule, severity, opened_at, resolved_at) of every alert a resource has had.
+    pub fn alert_history(
+        &self,
+        resource: &str,
+    ) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
+        let mut stmt = self.conn.prepare("SELECT rule, severity, opened_at, resolved_at FROM alerts WHERE resource_id = ?1 ORDER BY id")?;
+        Ok(stmt
+            .query_map([resource], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub fn baseline_of(&self, resource: &str) -> anyhow::Result<Option<(serde_json::Value, i64)>> {
+        self.conn
+            .query_row(
+                "SELECT s.document, s.observed_at FROM resources r JOIN snapshots s ON s.id = r.baseline_snapshot WHERE r.id = ?1",
+                [resource],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?
+            .map(|(d, at)| Ok((serde_json::from_str(&d)?, at)))
+            .transpose()
+    }
+
+    // ---- outbox ---------------------------------------------------------------------------------
+
+    fn outbox_rows(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> anyhow::Result<Vec<OutboxRow>> {
+        let sql = format!(
+            "SELECT id, created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, state, attempts,
+                    next_attempt_at, last_error, sent_at FROM outbox {filter}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(args, |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                resource_id: r.get(2)?,
+                kind: r.get(3)?,
+                subject: r.get(4)?,
+                body_text: r.get(5)?,
+                body_html: r.get(6)?,
+                message_id: r.get(7)?,
+                in_reply_to: r.get(8)?,
+                state: r.get(9)?,
+                attempts: r.get(10)?,
+                next_attempt_at: r.get(11)?,
+                last_error: r.get(12)?,
+                sent_at: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn due_mail(&self, now: i64, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
+        self.outbox_rows(
+            "WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            &[&now, &limit],
+        )
+    }
+
+    pub fn outbox_listing(&self, include_sent: bool) -> anyhow::Result<Vec<OutboxRow>> {
+        if include_sent {
+            self.outbox_rows("ORDER BY id", &[])
+        } else {
+            self.outbox_rows("WHERE state != 'sent' ORDER BY id", &[])
+        }
+    }
+
+    pub fn mark_sent(&self, id: i64, now: i64) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id, now])?;
+        Ok(())
+    }
+
+    pub fn mark_retry(&self, id: i64, next_at: i64, error: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, next_at, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&self, id: i64, error: &str) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, error])?;
+        Ok(())
+    }
+
+    /// (pending count, created_at of the oldest pending)
+    pub fn queue_depth(&self) -> anyhow::Result<(i64, Option<i64>)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Make every pending mail due now (used at start-up).
+    pub fn reset_backoff(&self, now: i64) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1", [now])?;
+        Ok(())
+    }
+
+    pub fn next_due_at(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+fn damaged(path: &Path, what: &str) -> String {
+    format!(
+        "state file {} is damaged: {what}. lockwatch will not overwrite it. Keep it for inspection, move it aside \
+         (mv {0} {0}.damaged) and start again: baselines are re-learned from the next scan and pending emails in the old file are not sent.",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::Condition;
+
+    fn snap(id: &str, hash: &str) -> (String, String, String, String, String) {
+        (
+            id.into(),
+            "s".into(),
+            "redis".into(),
+            hash.into(),
+            format!("{{\"h\":\"{hash}\"}}"),
+        )
+    }
+
+    #[test]
+    fn content_addressed_snapshots_and_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = Store::open(dir.path()).unwrap();
+        st.apply(
+            1,
+            &CycleWrites {
+                snapshots: vec![snap("s/redis/a", "h1")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        st.apply(
+            2,
+            &CycleWrites {
+                snapshots: vec![snap("s/redis/a", "h2")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let known = st.load_known().unwrap();
+        assert_eq!(known["s/redis/a"].hash, "h2");
+        assert_eq!(known["s/redis/a"].baseline["h"], "h1");
+        assert_eq!(st.snapshots("s/redis/a").unwrap().len(), 2);
+        assert_eq!(
+            st.accept_baseline(Some("s/redis/a"), 3).unwrap(),
+            vec!["s/redis/a".to_string()]
+        );
+        assert_eq!(st.load_known().unwrap()["s/redis/a"].baseline["h"], "h2");
+        assert!(st.accept_baseline(None, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn files_are_private_and_reopen_keeps_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let mut st = Store::open(&state).unwrap();
+            let c = Condition {
+                rule: "r".into(),
+                severity: Severity::High,
+                message: "m".into(),
+            };
+            st.apply(
+                1,
+                &CycleWrites {
+                    snapshots: vec![snap("x", "h")],
+                    opened: vec![("x".into(), c)],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            std::fs::metadata(state.join(DB_FILE))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        let st = Store::open(&state).unwrap();
+        assert_eq!(
+            st.load_open_alerts().unwrap()["x"][0].severity,
+            Severity::High
+        );
+    }
+
+    #[test]
+    fn outbox_threads_and_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = Store::open(dir.path()).unwrap();
+        let mail = |mid: &str| NewMail {
+            resource_id: "x".into(),
+            kind: "alert".into(),
+            subject: "s".into(),
+            body_text: "t".into(),
+            body_html: "h".into(),
+            message_id: mid.into(),
+        };
+        st.apply(
+            10,
+            &CycleWrites {
+                mails: vec![mail("<1@x>")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        st.apply(
+            11,
+            &CycleWrites {
+                mails: vec![mail("<2@x>")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let due = st.due_mail(11, 10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].in_reply_to, None);
+        assert_eq!(due[1].in_reply_to.as_deref(), Some("<1@x>"));
+        st.mark_sent(due[0].id, 12).unwrap();
+        st.mark_retry(due[1].id, 100, "421 try later").unwrap();
+        assert_eq!(st.due_mail(50, 10).unwrap().len(), 0);
+        assert_eq!(st.queue_depth().unwrap(), (1, Some(11)));
+        st.mark_failed(due[1].id, "550 no such user").unwrap();
+        assert_eq!(st.queue_depth().unwrap().0, 0);
+        assert_eq!(st.outbox_listing(false).unwrap()[0].state, "failed");
+    }
+
+    #[test]
+    fn damaged_file_is_refused_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(
+            &path,
+            b"this is not a sqlite database, and it is long enough to have a header.............",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}
