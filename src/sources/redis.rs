@@ -161,21 +161,42 @@ impl RedisSource {
         Ok(addr.into_connection_info()?.set_redis_settings(settings))
     }
 
-    async fn observe(&self) -> anyhow::Result<Posture> {
-        let client =
-            redis::Client::open(self.connection_info(true)?).context("building redis client")?;
+    async fn connect(
+        &self,
+        with_credentials: bool,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(
+            self.connection_info(with_credentials)
+                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
+        )?;
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.common.timeout))
             .set_response_timeout(Some(self.common.timeout));
-        let mut con = client
+        client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "connecting to {} as the monitoring user: {e} (check the url and the password)",
-                    self.url
-                )
-            })?;
+    }
+
+    async fn observe(&self) -> anyhow::Result<Posture> {
+        let mut con = match self.connect(true).await {
+            Ok(con) => con,
+            // With its password removed, Redis refuses AUTH itself ("called without any password
+            // configured"). If it then serves a connection without credentials, it is open, and
+            // that is exactly what we must report rather than going blind.
+            Err(e)
+                if self.password.is_some()
+                    && e.kind() == redis::ErrorKind::AuthenticationFailed =>
+            {
+                let mut open = self.connect(false).await.map_err(|_| self.auth_error(&e))?;
+                let _: String = redis::cmd("PING")
+                    .query_async(&mut open)
+                    .await
+                    .map_err(|_| self.auth_error(&e))?;
+                tracing::warn!(target = %self.url, "the monitoring password was refused but the server answers without one: authentication is off");
+                open
+            }
+            Err(e) => return Err(self.auth_error(&e)),
+        };
 
         let info: String = redis::cmd("INFO")
             .arg("server")
@@ -224,6 +245,13 @@ impl RedisSource {
         })
     }
 
+    fn auth_error(&self, e: &redis::RedisError) -> anyhow::Error {
+        anyhow!(
+            "connecting to {} as the monitoring user: {e} (check the url and the password)",
+            self.url
+        )
+    }
+
     /// Send `DBSIZE` on a connection that never authenticates, and classify the answer.
     async fn probe_without_credentials(&self) -> String {
         let answer = if self.tls {
@@ -258,13 +286,7 @@ impl RedisSource {
     }
 
     async fn probe_tls(&self) -> anyhow::Result<String> {
-        let client = redis::Client::open(self.connection_info(false)?)?;
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.common.timeout))
-            .set_response_timeout(Some(self.common.timeout));
-        let mut con = client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?;
+        let mut con = self.connect(false).await?;
         match redis::cmd("DBSIZE").query_async::<i64>(&mut con).await {
             Ok(n) => Ok(format!(":{n}")),
             Err(e) => Ok(format!("-{} {}", e.code().unwrap_or("ERR"), e)),

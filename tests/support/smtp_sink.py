@@ -1,0 +1,68 @@
+"""A real SMTP server (aiosmtpd) for lockwatch's tests.
+
+Each accepted message is written to OUT_DIR/NNNNNN.json with its decoded headers and bodies,
+atomically (write then rename), so a test never reads half a message.
+
+usage: smtp_sink.py PORT OUT_DIR [--reject CODE]
+--reject CODE answers every DATA with CODE (e.g. 550) instead of accepting.
+"""
+import asyncio
+import email
+import itertools
+import json
+import os
+import signal
+import sys
+from email import policy
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, out_dir, reject):
+        self.out_dir = out_dir
+        self.reject = reject
+        self.counter = itertools.count(len(os.listdir(out_dir)) + 1)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.reject:
+            return f"{self.reject} rejected by test sink"
+        msg = email.message_from_bytes(envelope.content, policy=policy.default)
+        text = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "subject": str(msg.get("Subject", "")),
+            "message_id": str(msg.get("Message-ID", "")),
+            "in_reply_to": str(msg.get("In-Reply-To", "")),
+            "references": str(msg.get("References", "")),
+            "content_type": msg.get_content_type(),
+            "text": text.get_content() if text is not None else "",
+            "html": html.get_content() if html is not None else "",
+            "raw": envelope.content.decode("utf-8", "replace"),
+        }
+        path = os.path.join(self.out_dir, f"{next(self.counter):06d}.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+
+
+def main():
+    port, out_dir = int(sys.argv[1]), sys.argv[2]
+    reject = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--reject" else None
+    os.makedirs(out_dir, exist_ok=True)
+    controller = Controller(Sink(out_dir, reject), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    loop = asyncio.new_event_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    loop.run_until_complete(stop)
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
