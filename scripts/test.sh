@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# lockwatch's whole test suite: unit tables, end-to-end tests against real Redis, PostgreSQL and
+# SMTP servers that the tests start themselves, promtool and systemd-analyze checks.
+# Installs what it needs when missing (Debian packages, a Python venv with aiosmtpd); running it
+# again installs nothing. Never touches the machine's own database services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lockwatch-target}"
+export LOCKWATCH_VENV="${LOCKWATCH_VENV:-$HOME/.cache/lockwatch-venv}"
+export LOCKWATCH_TEST_PYTHON="$LOCKWATCH_VENV/bin/python"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: run as root: the tests start their own PostgreSQL as user postgres (runuser) and install packages" >&2
+  exit 2
+fi
+
+# --- Debian packages -------------------------------------------------------------------------
+pkgs=()
+command -v redis-server >/dev/null || pkgs+=(redis-server)
+command -v redis-cli >/dev/null || pkgs+=(redis-tools)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pkgs+=(postgresql)
+command -v promtool >/dev/null || pkgs+=(prometheus)
+command -v systemd-analyze >/dev/null || pkgs+=(systemd)
+command -v runuser >/dev/null || pkgs+=(util-linux)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+id postgres >/dev/null 2>&1 || { echo "no 'postgres' user after installing postgresql" >&2; exit 2; }
+
+# --- Python venv for the SMTP server (aiosmtpd) ------------------------------------------------
+if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd' 2>/dev/null; then
+  echo "== creating Python venv $LOCKWATCH_VENV (aiosmtpd)"
+  python3 -m venv "$LOCKWATCH_VENV" 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$LOCKWATCH_VENV"
+  }
+  "$LOCKWATCH_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+
+# --- Rust ------------------------------------------------------------------------------------
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo test (target dir $CARGO_TARGET_DIR)"
+cargo test --all-targets --locked

@@ -1,0 +1,63 @@
+//! Metrics as Prometheus sees them: `promtool check metrics` on a live daemon's /metrics, and the
+//! shipped alerting rules pass `promtool test rules`.
+
+mod support;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+fn promtool() -> Command {
+    assert!(Path::new("/usr/bin/promtool").exists(), "promtool not found: run scripts/test.sh, which installs Debian's prometheus");
+    Command::new("promtool")
+}
+
+#[test]
+fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "pw-metrics");
+    let smtp = Smtp::start(free_port(), tmp.path());
+    let port = free_port();
+    let cfg = write_config(
+        tmp.path(),
+        port,
+        smtp.port,
+        &format!("[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://:pw-metrics@127.0.0.1:{}\"\n", redis.port),
+    );
+    let lw = Lockwatch::start(&cfg, port);
+    redis.cli(&["CONFIG", "SET", "requirepass", ""]);
+    wait_mail(&smtp.dir, "[lockwatch] CRITICAL", Duration::from_secs(30));
+    let text = wait_for("alerts_sent to count the mail", Duration::from_secs(10), || {
+        let m = lw.metrics();
+        (metric(&m, "lockwatch_alerts_sent_total") == Some(1.0)).then_some(m)
+    });
+    for name in [
+        "lockwatch_resources{kind=\"redis\",source=\"cache\"} 1",
+        "lockwatch_findings_open{severity=\"critical\"} 1",
+        "lockwatch_resource_exposed{resource=",
+        "lockwatch_drift_events_total{severity=\"critical\",source=\"cache\"} 1",
+        "lockwatch_scan_duration_seconds_bucket{source=\"cache\"",
+        "lockwatch_scan_errors_total{source=\"cache\"} 0",
+        "lockwatch_last_scan_success_timestamp_seconds{source=\"cache\"}",
+        "lockwatch_alert_send_failures_total 0",
+        "lockwatch_alert_queue_depth 0",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+    }
+    let mut child = promtool().args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    assert_eq!(http_get(port, "/healthz").as_deref(), Some("ok\n"));
+}
+
+#[test]
+fn shipped_alerting_rules_pass_their_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let out = promtool().args(["check", "rules", "prometheus-rules.yml"]).current_dir(&dir).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = promtool().args(["test", "rules", "prometheus-rules.test.yml"]).current_dir(&dir).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
