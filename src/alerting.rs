@@ -97,9 +97,7 @@ pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_sec
         match open.iter().find(|o| o.rule == c.rule) {
             None => p.opened.push(c.clone()),
             Some(o) if c.severity > o.severity => p.escalated.push(c.clone()),
-            Some(o) if c.severity != o.severity || c.message != o.message => {
-                p.updated.push(c.clone())
-            }
+            Some(o) if c.severity != o.severity || c.message != o.message => p.updated.push(c.clone()),
             Some(o) => p.still_open.push(o.clone()),
         }
     }
@@ -108,19 +106,11 @@ pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_sec
             p.resolved.push(o.clone());
         }
     }
-    let new_sev = p
-        .opened
-        .iter()
-        .chain(&p.escalated)
-        .map(|c| c.severity)
-        .max();
+    let new_sev = p.opened.iter().chain(&p.escalated).map(|c| c.severity).max();
     let reminder_due = p
         .still_open
         .iter()
-        .chain(
-            open.iter()
-                .filter(|o| p.updated.iter().any(|u| u.rule == o.rule)),
-        )
+        .chain(open.iter().filter(|o| p.updated.iter().any(|u| u.rule == o.rule)))
         .any(|o| now - o.last_notified_at >= remind_every_secs);
     p.notice = if let Some(s) = new_sev {
         Some(Notice::Alert(s))
@@ -243,12 +233,7 @@ mod tests {
             let p = plan(&active, &opened, now, H4);
             assert_eq!(p.notice, notice, "case: {name}");
             assert_eq!(
-                (
-                    p.opened.len(),
-                    p.escalated.len(),
-                    p.resolved.len(),
-                    p.still_open.len()
-                ),
+                (p.opened.len(), p.escalated.len(), p.resolved.len(), p.still_open.len()),
                 (o, e, r, s),
                 "case: {name}: {p:#?}"
             );
@@ -279,15 +264,8 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![
-                (DRIFT_RULE.to_string(), Critical),
-                ("x.crit".to_string(), Critical)
-            ]
+            vec![(DRIFT_RULE.to_string(), Critical), ("x.crit".to_string(), Critical)]
         );
-        assert!(
-            conditions(&eval, Medium)[0]
-                .message
-                .contains("/ssl: true → false")
-        );
+        assert!(conditions(&eval, Medium)[0].message.contains("/ssl: true → false"));
     }
 }

@@ -53,11 +53,7 @@ pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow:
         Format::Json => println!("{}", json!({"resources": resources, "errors": errors})),
         Format::Text => {
             for r in &resources {
-                let exposed = if r["exposed"] == true {
-                    "  EXPOSED"
-                } else {
-                    ""
-                };
+                let exposed = if r["exposed"] == true { "  EXPOSED" } else { "" };
                 println!("{}{exposed}", r["id"].as_str().unwrap_or_default());
                 let findings = r["findings"].as_array().map(Vec::as_slice).unwrap_or(&[]);
                 if findings.is_empty() {
@@ -93,11 +89,7 @@ pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow:
     })
 }
 
-pub fn baseline_show(
-    config: &Config,
-    resource: Option<&str>,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+pub fn baseline_show(config: &Config, resource: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
     let store = open_existing(config)?;
     let known = store.load_known()?;
     let mut ids: Vec<&String> = known
@@ -195,11 +187,7 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
         let changes = prev
             .map(|p| evaluate::evaluate(&k.kind, p, &s.document).changes)
             .unwrap_or_default();
-        let events: Vec<&str> = baselines
-            .iter()
-            .filter(|b| b.0 == s.id)
-            .map(|b| b.2.as_str())
-            .collect();
+        let events: Vec<&str> = baselines.iter().filter(|b| b.0 == s.id).map(|b| b.2.as_str()).collect();
         entries.push((s, changes, events));
         prev = Some(&s.document);
     }
@@ -221,11 +209,7 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
         Format::Text => {
             println!("{resource} (kind {}, source {})", k.kind, k.source);
             for (s, changes, _) in &entries {
-                println!(
-                    "{}  snapshot {}",
-                    ts(s.observed_at),
-                    &s.hash[..12.min(s.hash.len())]
-                );
+                println!("{}  snapshot {}", ts(s.observed_at), &s.hash[..12.min(s.hash.len())]);
                 if prev_is_first(&snaps, s.id) {
                     println!("  first seen");
                 }
@@ -281,10 +265,7 @@ pub async fn test_alert(config: &Config) -> anyhow::Result<ExitCode> {
         resource_id: "lockwatch/test".into(),
         kind: "test".into(),
         subject: format!("[lockwatch] TEST alert delivery from {host}"),
-        body_html: format!(
-            "<html><body><p>{}</p></body></html>",
-            crate::mail::esc(&text)
-        ),
+        body_html: format!("<html><body><p>{}</p></body></html>", crate::mail::esc(&text)),
         body_text: text,
         message_id: crate::mail::new_message_id(config.email.as_ref()),
         in_reply_to: None,
@@ -301,10 +282,7 @@ pub async fn test_alert(config: &Config) -> anyhow::Result<ExitCode> {
                     "test alert accepted by {}:{} for {}",
                     e.smtp_host,
                     e.smtp_port,
-                    e.to.iter()
-                        .map(|m| m.email.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    e.to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", ")
                 ),
                 None => {
                     println!("no [alerts.email] configured: the test alert went to the log only")

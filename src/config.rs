@@ -69,9 +69,8 @@ mod humantime_serde_opt {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| {
-                humantime::parse_duration(&s).map_err(|e| {
-                    serde::de::Error::custom(format!("{s:?}: {e} (write e.g. \"30s\")"))
-                })
+                humantime::parse_duration(&s)
+                    .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (write e.g. \"30s\")")))
             })
             .transpose()
     }
@@ -129,11 +128,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 /// The line of `key = ...` inside the table that starts at `start`, up to the next header.
@@ -158,9 +153,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             line: None,
-            message: format!(
-                "cannot read the config file: {e} (pass --config PATH or set LOCKWATCH_CONFIG)"
-            ),
+            message: format!("cannot read the config file: {e} (pass --config PATH or set LOCKWATCH_CONFIG)"),
         })?;
         Config::parse(path, &text)
     }
@@ -171,8 +164,7 @@ impl Config {
             line: span.map(|s| line_of(text, s.start)),
             message,
         };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
 
         let schedule_text = raw
             .daemon
@@ -220,10 +212,7 @@ impl Config {
             Some(s) => Severity::parse(s.get_ref()).ok_or_else(|| {
                 err(
                     Some(s.span()),
-                    format!(
-                        "min_severity {:?}: use one of low, medium, high, critical",
-                        s.get_ref()
-                    ),
+                    format!("min_severity {:?}: use one of low, medium, high, critical", s.get_ref()),
                 )
             })?,
         };
@@ -249,54 +238,32 @@ impl Config {
                 match t.remove(key) {
                     None => Ok(None),
                     Some(toml::Value::String(s)) => Ok(Some(s)),
-                    Some(other) => Err(format!(
-                        "`{key}` must be a string, not {}",
-                        other.type_str()
-                    )),
+                    Some(other) => Err(format!("`{key}` must be a string, not {}", other.type_str())),
                 }
             };
-            let kind = take_str(&mut table, "kind")
-                .map_err(&here)?
-                .ok_or_else(|| {
-                    here(format!(
-                        "missing `kind`; one of: {}",
-                        sources::KINDS
-                            .iter()
-                            .map(|k| k.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+            let kind = take_str(&mut table, "kind").map_err(&here)?.ok_or_else(|| {
+                here(format!(
+                    "missing `kind`; one of: {}",
+                    sources::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
             let name = take_str(&mut table, "name")
                 .map_err(&here)?
                 .ok_or_else(|| here("missing `name` (a short label, e.g. \"cache\")".into()))?;
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(here(format!(
-                    "name {name:?}: use letters, digits, '-', '_' or '.'"
-                )));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(here(format!("name {name:?}: use letters, digits, '-', '_' or '.'")));
             }
             if !seen.insert(name.clone()) {
-                return Err(here(format!(
-                    "two sources are named {name:?}; names must be unique"
-                )));
+                return Err(here(format!("two sources are named {name:?}; names must be unique")));
             }
             let timeout = match take_str(&mut table, "timeout").map_err(&here)? {
                 None => Duration::from_secs(30),
-                Some(t) => humantime::parse_duration(&t)
-                    .map_err(|e| here(format!("timeout {t:?}: {e}")))?,
+                Some(t) => humantime::parse_duration(&t).map_err(|e| here(format!("timeout {t:?}: {e}")))?,
             };
             let sk = sources::source_kind(&kind).ok_or_else(|| {
                 here(format!(
                     "unknown kind {kind:?}; lockwatch knows: {}",
-                    sources::KINDS
-                        .iter()
-                        .map(|k| k.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    sources::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
                 ))
             })?;
             let common = Common {
@@ -360,12 +327,8 @@ fn validate_email(e: EmailConfig) -> Result<Email, String> {
                     .map_err(|err| format!("to {t:?} is not an email address: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-    let password = secret::load(
-        "[alerts.email]",
-        e.password_file.as_deref(),
-        e.password_env.as_deref(),
-    )
-    .map_err(|err| err.to_string())?;
+    let password = secret::load("[alerts.email]", e.password_file.as_deref(), e.password_env.as_deref())
+        .map_err(|err| err.to_string())?;
     if password.is_some() && e.username.is_none() {
         return Err("a password is set but no `username`".into());
     }
@@ -407,11 +370,7 @@ mod tests {
     #[test]
     fn errors_point_at_the_line() {
         let cases: Vec<(&str, usize, &str)> = vec![
-            (
-                "[daemon]\nschedul = \"* * * * * *\"\n",
-                2,
-                "unknown field `schedul`",
-            ),
+            ("[daemon]\nschedul = \"* * * * * *\"\n", 2, "unknown field `schedul`"),
             ("[daemon]\nschedule = \"*/5 * * * *\"\n", 2, "seconds first"),
             ("[alerts]\nremind_every = \"often\"\n", 2, "remind_every"),
             (
@@ -465,11 +424,9 @@ mod tests {
 
     #[test]
     fn secrets_never_appear_in_errors() {
-        let e = parse(
-            "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"ftp://u:canary-s3cret@h\"\n",
-        )
-        .err()
-        .unwrap();
+        let e = parse("[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"ftp://u:canary-s3cret@h\"\n")
+            .err()
+            .unwrap();
         assert!(!e.to_string().contains("canary-s3cret"), "{e}");
     }
 

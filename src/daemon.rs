@@ -54,18 +54,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let store = Store::open(&config.state_dir)?;
     let metrics = Metrics::new();
-    let listener = tokio::net::TcpListener::bind(config.metrics_listen).await.with_context(|| {
-        format!("metrics_listen {}: cannot listen (port taken by another process? choose another in [daemon])", config.metrics_listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "metrics_listen {}: cannot listen (port taken by another process? choose another in [daemon])",
+                config.metrics_listen
+            )
+        })?;
     tracing::info!(address = %listener.local_addr()?, "metrics on /metrics, health on /healthz");
     tokio::spawn(metrics::serve(listener, metrics.clone()));
 
     let now = Utc::now().timestamp();
     for s in &config.sources {
-        metrics
-            .last_success
-            .with_label_values(&[&s.name])
-            .set(now as f64);
+        metrics.last_success.with_label_values(&[&s.name]).set(now as f64);
         metrics.scan_errors.with_label_values(&[&s.name]).inc_by(0);
     }
     let period = config
@@ -87,10 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .healthy_within_secs
         .store(period + slowest + 60, std::sync::atomic::Ordering::Relaxed);
 
-    let mut engine = Engine::new(
-        store,
-        config.sources.iter().map(|s| s.name.clone()).collect(),
-    )?;
+    let mut engine = Engine::new(store, config.sources.iter().map(|s| s.name.clone()).collect())?;
     engine.min_severity = config.min_severity;
     engine.remind_every_secs = config.remind_every.as_secs() as i64;
     engine.config_path = std::path::absolute(&config.path).unwrap_or(config.path.clone());
@@ -172,9 +171,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notify(&[NotifyState::Stopping]);
     match tokio::time::timeout(Duration::from_secs(20), worker).await {
         Ok(_) => tracing::info!("stopped cleanly"),
-        Err(_) => tracing::warn!(
-            "outbox worker still sending after 20s; unsent mail stays queued for the next start"
-        ),
+        Err(_) => tracing::warn!("outbox worker still sending after 20s; unsent mail stays queued for the next start"),
     }
     Ok(())
 }
@@ -196,10 +193,7 @@ async fn run_cycle(config: &Config, engine: &mut Engine) {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };
@@ -252,11 +246,7 @@ async fn outbox_worker(
                             metrics.alert_send_failures.inc();
                             let delay = backoff_secs(row.attempts);
                             tracing::warn!(resource = %row.resource_id, error = %e.message, retry_in_secs = delay, "alert not delivered yet; will retry");
-                            let _ = store.mark_retry(
-                                row.id,
-                                Utc::now().timestamp() + delay,
-                                &e.message,
-                            );
+                            let _ = store.mark_retry(row.id, Utc::now().timestamp() + delay, &e.message);
                         }
                     }
                 }

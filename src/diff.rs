@@ -61,10 +61,7 @@ fn walk(path: String, before: &Value, after: &Value, out: &mut Vec<FieldDiff>) {
         (Value::Array(b), Value::Array(a)) => {
             let mut unmatched_after: Vec<Option<&Value>> = a.iter().map(Some).collect();
             for (i, bv) in b.iter().enumerate() {
-                match unmatched_after
-                    .iter_mut()
-                    .find(|slot| slot.is_some_and(|av| av == bv))
-                {
+                match unmatched_after.iter_mut().find(|slot| slot.is_some_and(|av| av == bv)) {
                     Some(slot) => *slot = None,
                     None => out.push(FieldDiff {
                         path: format!("{path}/{i}"),
@@ -112,12 +109,7 @@ mod tests {
     #[test]
     fn table() {
         let cases: Vec<(&str, Value, Value, Vec<FieldDiff>)> = vec![
-            (
-                "identical",
-                json!({"a":1,"b":[1,2]}),
-                json!({"a":1,"b":[1,2]}),
-                vec![],
-            ),
+            ("identical", json!({"a":1,"b":[1,2]}), json!({"a":1,"b":[1,2]}), vec![]),
             (
                 "scalar changed",
                 json!({"a":true}),

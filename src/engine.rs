@@ -27,12 +27,20 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
         let result = match tokio::time::timeout(s.timeout, s.source.collect()).await {
             Ok(Ok(resources)) => Ok(resources),
             Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(_) => Err(format!("no answer from {} within {}s (timeout)", s.source.target(), s.timeout.as_secs_f64())),
+            Err(_) => Err(format!(
+                "no answer from {} within {}s (timeout)",
+                s.source.target(),
+                s.timeout.as_secs_f64()
+            )),
         };
         if let Err(e) = &result {
             tracing::warn!(source = %s.name, error = %e, "source failed; its resources keep their last known state");
         }
-        Collected { source: s.name.clone(), elapsed: t0.elapsed(), result }
+        Collected {
+            source: s.name.clone(),
+            elapsed: t0.elapsed(),
+            result,
+        }
     }))
     .await
 }
@@ -132,13 +140,8 @@ impl Engine {
                             }
                         }
                         summary.changed += 1;
-                        w.snapshots.push((
-                            r.id.clone(),
-                            r.source.clone(),
-                            r.kind.to_string(),
-                            hash,
-                            doc,
-                        ));
+                        w.snapshots
+                            .push((r.id.clone(), r.source.clone(), r.kind.to_string(), hash, doc));
                     }
                     for (id, k) in self.known.iter_mut() {
                         if k.source == c.source && !k.deleted && !present.contains(id) {
@@ -176,9 +179,7 @@ impl Engine {
                 evaluate::evaluate(&k.kind, &k.baseline, &k.document)
             };
             if !is_gone {
-                *resource_counts
-                    .entry((k.source.clone(), k.kind.clone()))
-                    .or_default() += 1;
+                *resource_counts.entry((k.source.clone(), k.kind.clone())).or_default() += 1;
                 exposed_rows.push((k.source.clone(), id.clone(), eval.exposed));
                 for f in &eval.findings {
                     *findings_by_sev.entry(f.severity).or_default() += 1;
@@ -195,8 +196,7 @@ impl Engine {
             {
                 drift_events.push((k.source.clone(), sev));
             }
-            w.opened
-                .extend(plan.opened.iter().map(|c| (id.clone(), c.clone())));
+            w.opened.extend(plan.opened.iter().map(|c| (id.clone(), c.clone())));
             w.updated.extend(
                 plan.escalated
                     .iter()
@@ -209,8 +209,7 @@ impl Engine {
             if notice != Notice::Resolved {
                 w.notified.push(id.clone());
             }
-            let new: Vec<alerting::Condition> =
-                plan.opened.iter().chain(&plan.escalated).cloned().collect();
+            let new: Vec<alerting::Condition> = plan.opened.iter().chain(&plan.escalated).cloned().collect();
             let mut still_open = plan.still_open.clone();
             still_open.extend(
                 was_open
@@ -264,10 +263,7 @@ impl Engine {
         if let Some(m) = &self.metrics {
             for c in &collected {
                 match &c.result {
-                    Ok(_) => m
-                        .last_success
-                        .with_label_values(&[&c.source])
-                        .set(now as f64),
+                    Ok(_) => m.last_success.with_label_values(&[&c.source]).set(now as f64),
                     Err(_) => m.scan_errors.with_label_values(&[&c.source]).inc(),
                 }
             }
@@ -285,18 +281,11 @@ impl Engine {
                 m.findings_open
                     .with_label_values(&[s.as_str()])
                     .set(*findings_by_sev.get(&s).unwrap_or(&0));
-                let open = self
-                    .open
-                    .values()
-                    .flatten()
-                    .filter(|o| o.severity == s)
-                    .count() as i64;
+                let open = self.open.values().flatten().filter(|o| o.severity == s).count() as i64;
                 m.alerts_open.with_label_values(&[s.as_str()]).set(open);
             }
             for (source, sev) in drift_events {
-                m.drift_events
-                    .with_label_values(&[&source, sev.as_str()])
-                    .inc();
+                m.drift_events.with_label_values(&[&source, sev.as_str()]).inc();
             }
             m.cycles.inc();
             m.last_cycle.set(now);

@@ -36,19 +36,14 @@ pub fn subject(notice: Notice, resource_id: &str, exposed: bool) -> String {
             s.subject_word(),
             if exposed { " is exposed" } else { "" }
         ),
-        Notice::Reminder(s) => format!(
-            "[lockwatch] {} {resource_id} (reminder: still open)",
-            s.subject_word()
-        ),
+        Notice::Reminder(s) => format!("[lockwatch] {} {resource_id} (reminder: still open)", s.subject_word()),
         Notice::Resolved => format!("[lockwatch] RESOLVED {resource_id}"),
     }
 }
 
 pub fn render(c: &MailContext<'_>) -> Rendered {
     let subject = subject(c.notice, c.resource_id, c.exposed);
-    let when = c
-        .detected_at
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let when = c.detected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     let headline = match c.notice {
         Notice::Alert(_) if c.exposed => {
@@ -92,11 +87,7 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
                 .collect(),
         ));
     }
-    let mut changes: Vec<&Change> = c
-        .changes
-        .iter()
-        .filter(|ch| ch.class != ChangeClass::Neutral)
-        .collect();
+    let mut changes: Vec<&Change> = c.changes.iter().filter(|ch| ch.class != ChangeClass::Neutral).collect();
     changes.sort_by_key(|ch| ch.class != ChangeClass::Weakened);
     if !changes.is_empty() {
         sections.push((
@@ -119,10 +110,7 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
     let footer = vec![
         format!("Resource: {} (kind {})", c.resource_id, c.kind),
         format!("Detected: {when}"),
-        format!(
-            "Change history: lockwatch --config {cfg} history {}",
-            c.resource_id
-        ),
+        format!("Change history: lockwatch --config {cfg} history {}", c.resource_id),
         format!(
             "If this change was deliberate, approve it as the new baseline: lockwatch --config {cfg} baseline accept {}",
             c.resource_id
@@ -149,19 +137,9 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
         html.push_str("</ul>\n");
     }
     html.push_str("<p>");
-    html.push_str(
-        &footer
-            .iter()
-            .map(|l| esc(l))
-            .collect::<Vec<_>>()
-            .join("<br>\n"),
-    );
+    html.push_str(&footer.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>\n"));
     html.push_str("</p></body></html>\n");
-    Rendered {
-        subject,
-        text,
-        html,
-    }
+    Rendered { subject, text, html }
 }
 
 fn ts(secs: i64) -> String {
@@ -237,14 +215,10 @@ impl Transport {
                     permanent: true,
                     message: m,
                 })?;
-                transport
-                    .send(msg)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| SendError {
-                        permanent: e.is_permanent(),
-                        message: format!("SMTP {}:{}: {e}", email.smtp_host, email.smtp_port),
-                    })
+                transport.send(msg).await.map(|_| ()).map_err(|e| SendError {
+                    permanent: e.is_permanent(),
+                    message: format!("SMTP {}:{}: {e}", email.smtp_host, email.smtp_port),
+                })
             }
         }
     }
@@ -285,11 +259,7 @@ mod tests {
                 true,
                 "[lockwatch] CRITICAL a/redis/h:1 is exposed",
             ),
-            (
-                Notice::Alert(Severity::High),
-                false,
-                "[lockwatch] HIGH a/redis/h:1",
-            ),
+            (Notice::Alert(Severity::High), false, "[lockwatch] HIGH a/redis/h:1"),
             (
                 Notice::Reminder(Severity::Critical),
                 true,
@@ -328,17 +298,10 @@ mod tests {
             exposed: true,
             config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
         });
-        assert!(
-            r.text.contains("weakened /requirepass_set: true → false"),
-            "{}",
-            r.text
-        );
+        assert!(r.text.contains("weakened /requirepass_set: true → false"), "{}", r.text);
         assert!(r.text.contains("[critical] redis.auth.disabled"));
         assert!(r.text.contains("Detected: 2023-11-14T22:13:20Z"));
-        assert!(
-            r.text
-                .contains("baseline accept cache/redis/127.0.0.1:6379")
-        );
+        assert!(r.text.contains("baseline accept cache/redis/127.0.0.1:6379"));
         assert!(r.html.contains("no &lt;password&gt;"), "{}", r.html);
         assert!(!r.html.contains("<password>"));
     }

@@ -161,20 +161,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
                         .join(", ")
                 }
             );
-            println!(
-                "  state:   {}",
-                config.state_dir.join(store::DB_FILE).display()
-            );
+            println!("  state:   {}", config.state_dir.join(store::DB_FILE).display());
             println!("  metrics: http://{}/metrics", config.metrics_listen);
             println!(
                 "  alerts:  {}",
                 match &config.email {
                     Some(e) => format!(
                         "email to {} via {}:{}",
-                        e.to.iter()
-                            .map(|m| m.email.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        e.to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", "),
                         e.smtp_host,
                         e.smtp_port
                     ),
@@ -183,10 +177,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             );
             println!("  schedule {:?} fires next at:", config.schedule_text);
             for t in config.next_runs(3) {
-                println!(
-                    "    {}",
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
+                println!("    {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,8 +1,8 @@
 //! Prometheus metrics and the `/metrics` + `/healthz` endpoint.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,8 +32,7 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let r = Registry::new();
         fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-            r.register(Box::new(c.clone()))
-                .expect("metric names are unique");
+            r.register(Box::new(c.clone())).expect("metric names are unique");
             c
         }
         let igv = |name: &str, help: &str, labels: &[&str]| {
@@ -49,10 +48,26 @@ impl Metrics {
             )
         };
         let m = Metrics {
-            resources: igv("lockwatch_resources", "Resources currently reported, by source and kind.", &["source", "kind"]),
-            findings_open: igv("lockwatch_findings_open", "Findings on the current postures, by severity.", &["severity"]),
-            resource_exposed: igv("lockwatch_resource_exposed", "1 when the resource is reachable without authentication.", &["source", "resource"]),
-            drift_events: icv("lockwatch_drift_events_total", "Weakenings against the baseline detected, by source and severity.", &["source", "severity"]),
+            resources: igv(
+                "lockwatch_resources",
+                "Resources currently reported, by source and kind.",
+                &["source", "kind"],
+            ),
+            findings_open: igv(
+                "lockwatch_findings_open",
+                "Findings on the current postures, by severity.",
+                &["severity"],
+            ),
+            resource_exposed: igv(
+                "lockwatch_resource_exposed",
+                "1 when the resource is reachable without authentication.",
+                &["source", "resource"],
+            ),
+            drift_events: icv(
+                "lockwatch_drift_events_total",
+                "Weakenings against the baseline detected, by source and severity.",
+                &["source", "severity"],
+            ),
             scan_duration: reg(
                 &r,
                 HistogramVec::new(
@@ -62,22 +77,61 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            scan_errors: icv("lockwatch_scan_errors_total", "Collections that failed, by source.", &["source"]),
+            scan_errors: icv(
+                "lockwatch_scan_errors_total",
+                "Collections that failed, by source.",
+                &["source"],
+            ),
             last_success: reg(
                 &r,
-                GaugeVec::new(Opts::new("lockwatch_last_scan_success_timestamp_seconds", "Unix time of the last successful collection (daemon start until the first)."), &["source"])
+                GaugeVec::new(
+                    Opts::new(
+                        "lockwatch_last_scan_success_timestamp_seconds",
+                        "Unix time of the last successful collection (daemon start until the first).",
+                    ),
+                    &["source"],
+                )
+                .expect("valid metric"),
+            ),
+            alerts_sent: reg(
+                &r,
+                IntCounter::new(
+                    "lockwatch_alerts_sent_total",
+                    "Alert emails accepted by the mail server (or logged).",
+                )
+                .expect("valid metric"),
+            ),
+            alert_send_failures: reg(
+                &r,
+                IntCounter::new("lockwatch_alert_send_failures_total", "Failed alert delivery attempts.")
                     .expect("valid metric"),
             ),
-            alerts_sent: reg(&r, IntCounter::new("lockwatch_alerts_sent_total", "Alert emails accepted by the mail server (or logged).").expect("valid metric")),
-            alert_send_failures: reg(&r, IntCounter::new("lockwatch_alert_send_failures_total", "Failed alert delivery attempts.").expect("valid metric")),
-            alert_queue_depth: reg(&r, IntGauge::new("lockwatch_alert_queue_depth", "Alert emails waiting in the outbox.").expect("valid metric")),
+            alert_queue_depth: reg(
+                &r,
+                IntGauge::new("lockwatch_alert_queue_depth", "Alert emails waiting in the outbox.")
+                    .expect("valid metric"),
+            ),
             alert_oldest_pending_age: reg(
                 &r,
-                IntGauge::new("lockwatch_alert_oldest_pending_age_seconds", "Age of the oldest alert email waiting in the outbox (0 when empty).").expect("valid metric"),
+                IntGauge::new(
+                    "lockwatch_alert_oldest_pending_age_seconds",
+                    "Age of the oldest alert email waiting in the outbox (0 when empty).",
+                )
+                .expect("valid metric"),
             ),
             alerts_open: igv("lockwatch_alerts_open", "Open alerts, by severity.", &["severity"]),
-            cycles: reg(&r, IntCounter::new("lockwatch_cycles_total", "Scan cycles completed.").expect("valid metric")),
-            last_cycle: reg(&r, IntGauge::new("lockwatch_last_cycle_timestamp_seconds", "Unix time the last cycle completed.").expect("valid metric")),
+            cycles: reg(
+                &r,
+                IntCounter::new("lockwatch_cycles_total", "Scan cycles completed.").expect("valid metric"),
+            ),
+            last_cycle: reg(
+                &r,
+                IntGauge::new(
+                    "lockwatch_last_cycle_timestamp_seconds",
+                    "Unix time the last cycle completed.",
+                )
+                .expect("valid metric"),
+            ),
             heartbeat: AtomicI64::new(chrono::Utc::now().timestamp()),
             healthy_within_secs: AtomicI64::new(i64::MAX),
             registry: r,
@@ -107,8 +161,7 @@ impl Metrics {
     }
 
     pub fn beat(&self) {
-        self.heartbeat
-            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        self.heartbeat.store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
     }
 
     fn healthy(&self) -> bool {
@@ -128,10 +181,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 let m = m1.clone();
                 async move {
                     (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                         m.render(),
                     )
                 }

@@ -14,12 +14,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,9 +36,7 @@ impl Severity {
     }
 
     pub fn parse(s: &str) -> Option<Severity> {
-        Severity::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+        Severity::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -65,12 +58,7 @@ pub struct Resource {
 }
 
 impl Resource {
-    pub fn new(
-        source: &str,
-        kind: &'static str,
-        native_name: &str,
-        posture: serde_json::Value,
-    ) -> Self {
+    pub fn new(source: &str, kind: &'static str, native_name: &str, posture: serde_json::Value) -> Self {
         Resource {
             id: format!("{source}/{kind}/{native_name}"),
             source: source.to_string(),

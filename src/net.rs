@@ -13,8 +13,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const RANKS_WIDEST_FIRST: [&'static str; 4] =
-        ["all_interfaces", "public", "private", "loopback"];
+    pub const RANKS_WIDEST_FIRST: [&'static str; 4] = ["all_interfaces", "public", "private", "loopback"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,12 +41,8 @@ pub fn scope_of(addr: &str) -> Scope {
     match a.parse::<IpAddr>() {
         Ok(ip) if ip.is_unspecified() => Scope::AllInterfaces,
         Ok(ip) if ip.is_loopback() => Scope::Loopback,
-        Ok(IpAddr::V4(v4)) if v4.is_private() || v4.is_link_local() || is_cgnat(v4) => {
-            Scope::Private
-        }
-        Ok(IpAddr::V6(v6))
-            if (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 =>
-        {
+        Ok(IpAddr::V4(v4)) if v4.is_private() || v4.is_link_local() || is_cgnat(v4) => Scope::Private,
+        Ok(IpAddr::V6(v6)) if (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 => {
             Scope::Private
         }
         _ => Scope::Public,
@@ -62,11 +57,7 @@ fn is_cgnat(v4: std::net::Ipv4Addr) -> bool {
 /// The widest scope among several listen addresses; an empty list means the server's default of
 /// listening everywhere.
 pub fn widest<'a>(addrs: impl IntoIterator<Item = &'a str>) -> Scope {
-    addrs
-        .into_iter()
-        .map(scope_of)
-        .max()
-        .unwrap_or(Scope::AllInterfaces)
+    addrs.into_iter().map(scope_of).max().unwrap_or(Scope::AllInterfaces)
 }
 
 #[cfg(test)]

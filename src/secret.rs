@@ -36,17 +36,17 @@ pub fn load(what: &str, file: Option<&Path>, env: Option<&str>) -> anyhow::Resul
             bail!("{what}: set either a password file or an environment variable, not both")
         }
         (Some(path), None) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{what}: reading password file {} (check it exists and lockwatch's user can read it)", path.display()))?;
-            Ok(Some(Secret(
-                text.trim_end_matches(['\n', '\r']).to_string(),
-            )))
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "{what}: reading password file {} (check it exists and lockwatch's user can read it)",
+                    path.display()
+                )
+            })?;
+            Ok(Some(Secret(text.trim_end_matches(['\n', '\r']).to_string())))
         }
         (None, Some(var)) => match std::env::var(var) {
             Ok(v) => Ok(Some(Secret(v))),
-            Err(_) => bail!(
-                "{what}: environment variable {var} is not set (set it, or use a password file)"
-            ),
+            Err(_) => bail!("{what}: environment variable {var} is not set (set it, or use a password file)"),
         },
         (None, None) => Ok(None),
     }
@@ -76,18 +76,12 @@ mod tests {
     #[test]
     fn redaction_table() {
         let cases = [
-            (
-                "redis://:hunter2@127.0.0.1:6379",
-                "redis://:***@127.0.0.1:6379",
-            ),
+            ("redis://:hunter2@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"),
             (
                 "postgres://mon:hunter2@db:5432/postgres",
                 "postgres://mon:***@db:5432/postgres",
             ),
-            (
-                "postgres://mon@db:5432/postgres",
-                "postgres://mon@db:5432/postgres",
-            ),
+            ("postgres://mon@db:5432/postgres", "postgres://mon@db:5432/postgres"),
             ("not a url:hunter2@host", "***@host"),
         ];
         for (raw, want) in cases {

@@ -152,9 +152,16 @@ impl Store {
     /// Open (creating if needed) the state file in `state_dir`: directory 0700, file 0600.
     pub fn open(state_dir: &Path) -> anyhow::Result<Store> {
         if !state_dir.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).with_context(|| {
-                format!("creating state_dir {} (create it, or point daemon.state_dir somewhere lockwatch may write)", state_dir.display())
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .with_context(|| {
+                    format!(
+                        "creating state_dir {} (create it, or point daemon.state_dir somewhere lockwatch may write)",
+                        state_dir.display()
+                    )
+                })?;
         }
         let path = state_dir.join(DB_FILE);
         if !path.exists() {
@@ -167,8 +174,7 @@ impl Store {
         } else if std::fs::metadata(&path)?.permissions().mode() & 0o077 != 0 {
             tracing::warn!(path = %path.display(), "state file is readable by other users; chmod 600 it");
         }
-        let conn =
-            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -185,9 +191,7 @@ impl Store {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let version: usize =
-            self.conn
-                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        let version: usize = self.conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
         if version > MIGRATIONS.len() {
             bail!(
                 "{} was written by a newer lockwatch (schema {version}, this binary knows {}); upgrade lockwatch",
@@ -207,9 +211,7 @@ impl Store {
 
     /// Changes whenever another connection commits; cheap to poll.
     pub fn data_version(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     pub fn load_known(&self) -> anyhow::Result<HashMap<String, Known>> {
@@ -231,10 +233,8 @@ impl Store {
         let mut out = HashMap::new();
         for row in rows {
             let (id, source, kind, deleted, hash, doc, base) = row?;
-            let parse = |s: &str| {
-                serde_json::from_str(s)
-                    .with_context(|| format!("stored document of {id} is not JSON"))
-            };
+            let parse =
+                |s: &str| serde_json::from_str(s).with_context(|| format!("stored document of {id} is not JSON"));
             out.insert(
                 id.clone(),
                 Known {
@@ -287,10 +287,9 @@ impl Store {
                 params![id, hash, doc, now],
             )?;
             let snap = tx.last_insert_rowid();
-            let existed: bool =
-                tx.query_row("SELECT COUNT(*) FROM resources WHERE id = ?1", [id], |r| {
-                    r.get::<_, i64>(0)
-                })? > 0;
+            let existed: bool = tx.query_row("SELECT COUNT(*) FROM resources WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })? > 0;
             if existed {
                 tx.execute(
                     "UPDATE resources SET current_snapshot = ?2, deleted_at = NULL WHERE id = ?1",
@@ -332,7 +331,10 @@ impl Store {
             )?;
         }
         for res in &w.notified {
-            tx.execute("UPDATE alerts SET last_notified_at = ?2 WHERE resource_id = ?1 AND resolved_at IS NULL", params![res, now])?;
+            tx.execute(
+                "UPDATE alerts SET last_notified_at = ?2 WHERE resource_id = ?1 AND resolved_at IS NULL",
+                params![res, now],
+            )?;
         }
         for m in &w.mails {
             let root: Option<String> = tx
@@ -374,18 +376,13 @@ impl Store {
 
     /// Approve the current posture of `resource` (or of every resource) as its baseline.
     /// Returns the ids changed.
-    pub fn accept_baseline(
-        &mut self,
-        resource: Option<&str>,
-        now: i64,
-    ) -> anyhow::Result<Vec<String>> {
+    pub fn accept_baseline(&mut self, resource: Option<&str>, now: i64) -> anyhow::Result<Vec<String>> {
         let tx = self.conn.transaction()?;
         let ids: Vec<String> = {
             let mut stmt = tx.prepare(
                 "SELECT id FROM resources WHERE baseline_snapshot != current_snapshot AND deleted_at IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id",
             )?;
-            stmt.query_map([resource], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
+            stmt.query_map([resource], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         for id in &ids {
             tx.execute(
@@ -412,13 +409,13 @@ impl Store {
 
     pub fn resource_ids(&self) -> anyhow::Result<Vec<String>> {
         let mut stmt = self.conn.prepare("SELECT id FROM resources ORDER BY id")?;
-        Ok(stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?)
+        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
     pub fn snapshots(&self, resource: &str) -> anyhow::Result<Vec<SnapshotRow>> {
-        let mut stmt = self.conn.prepare("SELECT id, hash, document, observed_at FROM snapshots WHERE resource_id = ?1 ORDER BY id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, hash, document, observed_at FROM snapshots WHERE resource_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([resource], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
         })?;
@@ -436,24 +433,21 @@ impl Store {
 
     /// (snapshot id, at, how) for every baseline a resource has had.
     pub fn baseline_events(&self, resource: &str) -> anyhow::Result<Vec<(i64, i64, String)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT snapshot_id, at, how FROM baseline_events WHERE resource_id = ?1 ORDER BY id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT snapshot_id, at, how FROM baseline_events WHERE resource_id = ?1 ORDER BY id")?;
         Ok(stmt
             .query_map([resource], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?)
     }
 
     /// (rule, severity, opened_at, resolved_at) of every alert a resource has had.
-    pub fn alert_history(
-        &self,
-        resource: &str,
-    ) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
-        let mut stmt = self.conn.prepare("SELECT rule, severity, opened_at, resolved_at FROM alerts WHERE resource_id = ?1 ORDER BY id")?;
+    pub fn alert_history(&self, resource: &str) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule, severity, opened_at, resolved_at FROM alerts WHERE resource_id = ?1 ORDER BY id")?;
         Ok(stmt
-            .query_map([resource], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
+            .query_map([resource], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?)
     }
 
@@ -471,11 +465,7 @@ impl Store {
 
     // ---- outbox ---------------------------------------------------------------------------------
 
-    fn outbox_rows(
-        &self,
-        filter: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> anyhow::Result<Vec<OutboxRow>> {
+    fn outbox_rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> anyhow::Result<Vec<OutboxRow>> {
         let sql = format!(
             "SELECT id, created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, state, attempts,
                     next_attempt_at, last_error, sent_at FROM outbox {filter}"
@@ -518,7 +508,10 @@ impl Store {
     }
 
     pub fn mark_sent(&self, id: i64, now: i64) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id, now])?;
+        self.conn.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            params![id, now],
+        )?;
         Ok(())
     }
 
@@ -531,7 +524,10 @@ impl Store {
     }
 
     pub fn mark_failed(&self, id: i64, error: &str) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, error])?;
+        self.conn.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
         Ok(())
     }
 
@@ -546,7 +542,10 @@ impl Store {
 
     /// Make every pending mail due now (used at start-up).
     pub fn reset_backoff(&self, now: i64) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1", [now])?;
+        self.conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1",
+            [now],
+        )?;
         Ok(())
     }
 
@@ -635,23 +634,13 @@ mod tests {
             )
             .unwrap();
         }
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(
-            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        assert_eq!(
-            std::fs::metadata(state.join(DB_FILE))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
+            std::fs::metadata(state.join(DB_FILE)).unwrap().permissions().mode() & 0o777,
             0o600
         );
         let st = Store::open(&state).unwrap();
-        assert_eq!(
-            st.load_open_alerts().unwrap()["x"][0].severity,
-            Severity::High
-        );
+        assert_eq!(st.load_open_alerts().unwrap()["x"][0].severity, Severity::High);
     }
 
     #[test]

@@ -13,10 +13,17 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn check_config_reports_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let bad = write(tmp.path(), "bad.toml", "[daemon]\nschedule = \"*/30 * * * * *\"\nstate_dri = \"/tmp\"\n");
+    let bad = write(
+        tmp.path(),
+        "bad.toml",
+        "[daemon]\nschedule = \"*/30 * * * * *\"\nstate_dri = \"/tmp\"\n",
+    );
     let (code, _, err) = cli(&bad, &["check-config"]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.toml:3:") && err.contains("unknown field `state_dri`"), "{err}");
+    assert!(
+        err.contains("bad.toml:3:") && err.contains("unknown field `state_dri`"),
+        "{err}"
+    );
 
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lockwatch.toml");
     let (code, out, err) = cli(&shipped, &["check-config"]);
@@ -32,7 +39,11 @@ fn check_config_reports_file_and_line() {
 fn config_path_from_environment() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write(tmp.path(), "env.toml", "[daemon]\nschedule = \"0 * * * * *\"\n");
-    let out = std::process::Command::new(lockwatch_bin()).arg("check-config").env("LOCKWATCH_CONFIG", &cfg).output().unwrap();
+    let out = std::process::Command::new(lockwatch_bin())
+        .arg("check-config")
+        .env("LOCKWATCH_CONFIG", &cfg)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("env.toml: OK"));
 }
@@ -65,14 +76,26 @@ fn scan_exit_codes_and_json() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["resources"][0]["exposed"], true);
     let f = &v["resources"][0]["findings"][0];
-    assert_eq!((f["rule"].as_str(), f["severity"].as_str()), (Some("redis.auth.disabled"), Some("critical")));
+    assert_eq!(
+        (f["rule"].as_str(), f["severity"].as_str()),
+        (Some("redis.auth.disabled"), Some("critical"))
+    );
     assert!(f["message"].as_str().unwrap().contains("requirepass"));
     let (code, out, _) = cli(&cfg, &["scan"]);
     assert_eq!(code, 1);
-    assert!(out.contains("EXPOSED") && out.contains("[critical] redis.auth.disabled"), "{out}");
+    assert!(
+        out.contains("EXPOSED") && out.contains("[critical] redis.auth.disabled"),
+        "{out}"
+    );
 
     // A source that cannot be reached is an error (exit 2), reported with the source's name.
-    let cfg2 = write(tmp.path(), "down.toml", &format!("[[sources]]\nkind = \"redis\"\nname = \"gone\"\nurl = \"redis://:pw@127.0.0.1:{dead_port}\"\ntimeout = \"2s\"\n"));
+    let cfg2 = write(
+        tmp.path(),
+        "down.toml",
+        &format!(
+            "[[sources]]\nkind = \"redis\"\nname = \"gone\"\nurl = \"redis://:pw@127.0.0.1:{dead_port}\"\ntimeout = \"2s\"\n"
+        ),
+    );
     let (code, out, _) = cli(&cfg2, &["scan", "--format", "json"]);
     assert_eq!(code, 2, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -25,8 +25,7 @@ fn postgres_trust_for_the_world_then_restored() {
     );
     let lw = Lockwatch::start(&config, metrics_port);
     let id = format!("main-db/postgres/127.0.0.1:{}", pg.port);
-    let exposed_series =
-        format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"main-db\"}}");
+    let exposed_series = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"main-db\"}}");
     wait_for("the first cycle", Duration::from_secs(30), || {
         metric(&lw.metrics(), &exposed_series)
     });
@@ -40,14 +39,8 @@ fn postgres_trust_for_the_world_then_restored() {
     assert!(smtp.mails().is_empty(), "{:?}", smtp.mails());
 
     let original = pg.hba();
-    assert!(
-        original.contains("127.0.0.1/32            scram-sha-256"),
-        "{original}"
-    );
-    pg.set_hba(&original.replace(
-        "127.0.0.1/32            scram-sha-256",
-        "0.0.0.0/0               trust",
-    ));
+    assert!(original.contains("127.0.0.1/32            scram-sha-256"), "{original}");
+    pg.set_hba(&original.replace("127.0.0.1/32            scram-sha-256", "0.0.0.0/0               trust"));
 
     let alert = wait_mail(
         &smtp.dir,
@@ -57,10 +50,7 @@ fn postgres_trust_for_the_world_then_restored() {
     let text = alert["text"].as_str().unwrap();
     assert!(text.contains("postgres.hba.trust_remote"), "{text}");
     assert!(text.contains("`host all all 0.0.0.0/0 trust`"), "{text}");
-    assert!(
-        text.contains("auth_method: scram-sha-256 → trust"),
-        "{text}"
-    );
+    assert!(text.contains("auth_method: scram-sha-256 → trust"), "{text}");
     wait_for("exposed = 1", Duration::from_secs(10), || {
         (metric(&lw.metrics(), &exposed_series) == Some(1.0)).then_some(())
     });
@@ -109,20 +99,10 @@ fn ssl_off_downgrade_and_superuser_added_are_weakenings() {
 
     // scram → md5 for TCP: a downgrade (medium drift), not an exposure.
     let original = pg.hba();
-    pg.set_hba(&original.replace(
-        "127.0.0.1/32            scram-sha-256",
-        "127.0.0.1/32            md5",
-    ));
-    let m = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] MEDIUM {id}"),
-        Duration::from_secs(30),
-    );
+    pg.set_hba(&original.replace("127.0.0.1/32            scram-sha-256", "127.0.0.1/32            md5"));
+    let m = wait_mail(&smtp.dir, &format!("[lockwatch] MEDIUM {id}"), Duration::from_secs(30));
     assert!(
-        m["text"]
-            .as_str()
-            .unwrap()
-            .contains("auth_method: scram-sha-256 → md5"),
+        m["text"].as_str().unwrap().contains("auth_method: scram-sha-256 → md5"),
         "{}",
         m["text"]
     );
@@ -130,16 +110,12 @@ fn ssl_off_downgrade_and_superuser_added_are_weakenings() {
 
     // A new superuser while the downgrade is still open: another weakening, same thread.
     pg.psql("CREATE ROLE mallory LOGIN SUPERUSER PASSWORD 'x'");
-    wait_for(
-        "the history to show the new superuser",
-        Duration::from_secs(30),
-        || {
-            lw.cli(&["history", &id])
-                .1
-                .contains(": (absent) → mallory")
-                .then_some(())
-        },
-    );
+    wait_for("the history to show the new superuser", Duration::from_secs(30), || {
+        lw.cli(&["history", &id])
+            .1
+            .contains(": (absent) → mallory")
+            .then_some(())
+    });
     pg.psql("DROP ROLE mallory");
     pg.set_hba(&original);
     wait_mail(

@@ -22,8 +22,7 @@ fn redis_password_removed_then_restored() {
     );
     let lw = Lockwatch::start(&config, metrics_port);
     let id = format!("cache/redis/127.0.0.1:{}", redis.port);
-    let exposed_series =
-        format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"cache\"}}");
+    let exposed_series = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"cache\"}}");
 
     // Protected: baseline taken, nothing exposed, no mail.
     wait_for(
@@ -40,11 +39,7 @@ fn redis_password_removed_then_restored() {
     );
 
     // Someone removes the password.
-    assert!(
-        redis
-            .cli(&["CONFIG", "SET", "requirepass", ""])
-            .contains("OK")
-    );
+    assert!(redis.cli(&["CONFIG", "SET", "requirepass", ""]).contains("OK"));
     let alert = wait_mail(
         &smtp.dir,
         &format!("[lockwatch] CRITICAL {id}"),
@@ -52,29 +47,19 @@ fn redis_password_removed_then_restored() {
     );
     let text = alert["text"].as_str().unwrap();
     assert!(text.contains("redis.auth.disabled"), "{text}");
-    assert!(
-        text.contains("weakened /requirepass_set: true → false"),
-        "{text}"
-    );
+    assert!(text.contains("weakened /requirepass_set: true → false"), "{text}");
     assert!(
         text.contains("weakened /unauthenticated_probe: auth_required → accepted"),
         "{text}"
     );
     assert!(text.contains(&format!("baseline accept {id}")), "{text}");
     assert!(text.contains("Detected: "), "{text}");
-    assert!(
-        alert["html"]
-            .as_str()
-            .unwrap()
-            .contains("redis.auth.disabled")
-    );
+    assert!(alert["html"].as_str().unwrap().contains("redis.auth.disabled"));
     assert_eq!(alert["content_type"], "multipart/alternative");
     assert_eq!(alert["rcpt_tos"][0], "oncall@example.com");
-    wait_for(
-        "the exposed metric to flip to 1",
-        Duration::from_secs(10),
-        || (metric(&lw.metrics(), &exposed_series) == Some(1.0)).then_some(()),
-    );
+    wait_for("the exposed metric to flip to 1", Duration::from_secs(10), || {
+        (metric(&lw.metrics(), &exposed_series) == Some(1.0)).then_some(())
+    });
     assert!(
         metric(
             &lw.metrics(),
@@ -86,10 +71,7 @@ fn redis_password_removed_then_restored() {
 
     let (code, history, err) = lw.cli(&["history", &id]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        history.contains("weakened /requirepass_set: true → false"),
-        "{history}"
-    );
+    assert!(history.contains("weakened /requirepass_set: true → false"), "{history}");
     assert!(
         history.contains("alert redis.auth.disabled [critical] opened"),
         "{history}"
@@ -106,12 +88,7 @@ fn redis_password_removed_then_restored() {
         &format!("[lockwatch] RESOLVED {id}"),
         Duration::from_secs(30),
     );
-    assert!(
-        resolved["text"]
-            .as_str()
-            .unwrap()
-            .contains("redis.auth.disabled")
-    );
+    assert!(resolved["text"].as_str().unwrap().contains("redis.auth.disabled"));
     assert_eq!(
         resolved["in_reply_to"], alert["message_id"],
         "mails about one resource form one thread"
@@ -122,11 +99,9 @@ fn redis_password_removed_then_restored() {
             .unwrap()
             .contains(alert["message_id"].as_str().unwrap())
     );
-    wait_for(
-        "the exposed metric to go back to 0",
-        Duration::from_secs(10),
-        || (metric(&lw.metrics(), &exposed_series) == Some(0.0)).then_some(()),
-    );
+    wait_for("the exposed metric to go back to 0", Duration::from_secs(10), || {
+        (metric(&lw.metrics(), &exposed_series) == Some(0.0)).then_some(())
+    });
 
     // Exactly one alert and one resolution; no secret in any mail or log line.
     std::thread::sleep(Duration::from_secs(2));
@@ -167,15 +142,7 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
 
     assert!(
         redis
-            .cli(&[
-                "ACL",
-                "SETUSER",
-                "reporting",
-                "on",
-                "nopass",
-                "~*",
-                "+@read"
-            ])
+            .cli(&["ACL", "SETUSER", "reporting", "on", "nopass", "~*", "+@read"])
             .contains("OK")
     );
     let alert = wait_mail(
@@ -184,10 +151,7 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
         Duration::from_secs(30),
     );
     assert!(
-        alert["text"]
-            .as_str()
-            .unwrap()
-            .contains("redis.acl.nopass_user"),
+        alert["text"].as_str().unwrap().contains("redis.acl.nopass_user"),
         "{}",
         alert["text"]
     );
@@ -201,11 +165,7 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
     );
 
     // A deliberate change: protected-mode off (weakening, medium). Accepting it resolves the drift.
-    assert!(
-        redis
-            .cli(&["CONFIG", "SET", "protected-mode", "no"])
-            .contains("OK")
-    );
+    assert!(redis.cli(&["CONFIG", "SET", "protected-mode", "no"]).contains("OK"));
     let drift = wait_for("a MEDIUM drift alert", Duration::from_secs(30), || {
         smtp.mails().into_iter().find(|m| {
             m["subject"]
@@ -223,24 +183,20 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
     let (code, out, err) = lw.cli(&["baseline", "accept", &id]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accepted"), "{out}");
-    wait_for(
-        "RESOLVED after baseline accept",
-        Duration::from_secs(30),
-        || {
-            (smtp
-                .mails()
-                .iter()
-                .filter(|m| {
-                    m["subject"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with(&format!("[lockwatch] RESOLVED {id}"))
-                })
-                .count()
-                == 2)
-                .then_some(())
-        },
-    );
+    wait_for("RESOLVED after baseline accept", Duration::from_secs(30), || {
+        (smtp
+            .mails()
+            .iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("[lockwatch] RESOLVED {id}"))
+            })
+            .count()
+            == 2)
+            .then_some(())
+    });
     let (code, out, _) = lw.cli(&["baseline", "show", &id]);
     assert_eq!(code, 0);
     assert!(out.contains("0 change(s) since"), "{out}");

@@ -9,7 +9,10 @@ use std::time::Duration;
 use support::*;
 
 fn promtool() -> Command {
-    assert!(Path::new("/usr/bin/promtool").exists(), "promtool not found: run scripts/test.sh, which installs Debian's prometheus");
+    assert!(
+        Path::new("/usr/bin/promtool").exists(),
+        "promtool not found: run scripts/test.sh, which installs Debian's prometheus"
+    );
     Command::new("promtool")
 }
 
@@ -23,7 +26,10 @@ fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
         tmp.path(),
         port,
         smtp.port,
-        &format!("[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://:pw-metrics@127.0.0.1:{}\"\n", redis.port),
+        &format!(
+            "[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://:pw-metrics@127.0.0.1:{}\"\n",
+            redis.port
+        ),
     );
     let lw = Lockwatch::start(&cfg, port);
     redis.cli(&["CONFIG", "SET", "requirepass", ""]);
@@ -45,19 +51,46 @@ fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
     ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
-    let mut child = promtool().args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = promtool()
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
     assert_eq!(http_get(port, "/healthz").as_deref(), Some("ok\n"));
 }
 
 #[test]
 fn shipped_alerting_rules_pass_their_tests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let out = promtool().args(["check", "rules", "prometheus-rules.yml"]).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let out = promtool().args(["test", "rules", "prometheus-rules.test.yml"]).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = promtool()
+        .args(["check", "rules", "prometheus-rules.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = promtool()
+        .args(["test", "rules", "prometheus-rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

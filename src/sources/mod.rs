@@ -74,12 +74,7 @@ pub fn parse_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result
 
 /// Rank-based classification: `ranks` lists values from weakest to strongest protection.
 /// Unknown values and `null` (not observed) are neutral.
-pub fn classify_rank(
-    before: &Value,
-    after: &Value,
-    ranks: &[&str],
-    weakened: Classification,
-) -> Classification {
+pub fn classify_rank(before: &Value, after: &Value, ranks: &[&str], weakened: Classification) -> Classification {
     let rank = |v: &Value| {
         v.as_str()
             .and_then(|s| ranks.iter().position(|r| r.eq_ignore_ascii_case(s)))
@@ -92,12 +87,7 @@ pub fn classify_rank(
 }
 
 /// A boolean protection: `protective` is the value that protects.
-pub fn classify_flag(
-    before: &Value,
-    after: &Value,
-    protective: bool,
-    weakened: Classification,
-) -> Classification {
+pub fn classify_flag(before: &Value, after: &Value, protective: bool, weakened: Classification) -> Classification {
     match (before.as_bool(), after.as_bool()) {
         (Some(b), Some(a)) if b == protective && a != protective => weakened,
         (Some(b), Some(a)) if b != protective && a == protective => Classification::STRENGTHENED,
@@ -107,11 +97,7 @@ pub fn classify_flag(
 
 /// A member of a list of risky things (users without password, superusers…): added is weaker.
 /// `before`/`after` are one element (the other side `null`) as reported by the diff.
-pub fn classify_risky_member(
-    before: &Value,
-    after: &Value,
-    weakened: Classification,
-) -> Classification {
+pub fn classify_risky_member(before: &Value, after: &Value, weakened: Classification) -> Classification {
     match (before.is_null(), after.is_null()) {
         (true, false) => weakened,
         (false, true) => Classification::STRENGTHENED,
@@ -133,10 +119,7 @@ mod tests {
             names.dedup();
             n == names.len()
         };
-        assert!(
-            unique(KINDS.iter().map(|k| k.name).collect()),
-            "duplicate source kind"
-        );
+        assert!(unique(KINDS.iter().map(|k| k.name).collect()), "duplicate source kind");
         assert!(
             unique(
                 KINDS

@@ -4,8 +4,7 @@
 //! `password_encryption`, login roles without a password and superusers.
 
 use super::{
-    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
-    classify_risky_member,
+    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank, classify_risky_member,
 };
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::net;
@@ -52,8 +51,7 @@ struct PostgresSource {
 fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String> {
     let cfg: Config = super::parse_table(table)?;
     let shown_url = secret::redact_url(&cfg.url);
-    let mut config =
-        tokio_postgres::Config::from_str(&cfg.url).map_err(|e| format!("url {shown_url}: {e}"))?;
+    let mut config = tokio_postgres::Config::from_str(&cfg.url).map_err(|e| format!("url {shown_url}: {e}"))?;
     let extra = secret::load(
         &format!("source {}", common.name),
         cfg.password_file.as_deref(),
@@ -62,7 +60,9 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
     .map_err(|e| e.to_string())?;
     if let Some(p) = extra {
         if config.get_password().is_some() {
-            return Err("the url already holds a password; remove it from the url or drop password_file/password_env".into());
+            return Err(
+                "the url already holds a password; remove it from the url or drop password_file/password_env".into(),
+            );
         }
         config.password(p.expose());
     }
@@ -144,16 +144,11 @@ impl PostgresSource {
             )
         };
         if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = self
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(fail)?;
+            let (client, conn) = self.config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
             tokio::spawn(conn);
             Ok(client)
         } else {
-            let tls =
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(self.ca_file.as_deref())?);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(self.ca_file.as_deref())?);
             let (client, conn) = self.config.connect(tls).await.map_err(fail)?;
             tokio::spawn(conn);
             Ok(client)
@@ -211,7 +206,10 @@ impl PostgresSource {
             }
         };
         let login_roles_without_password = db
-            .query("SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND rolpassword IS NULL ORDER BY 1", &[])
+            .query(
+                "SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND rolpassword IS NULL ORDER BY 1",
+                &[],
+            )
             .await
             .ok()
             .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect());
@@ -241,13 +239,13 @@ impl PostgresSource {
 fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     Ok(match ca_file {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("reading ca_file {}", path.display()))?
+            for cert in
+                CertificateDer::pem_file_iter(path).with_context(|| format!("reading ca_file {}", path.display()))?
             {
                 roots.add(cert.with_context(|| format!("parsing ca_file {}", path.display()))?)?;
             }
@@ -282,12 +280,7 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -295,12 +288,7 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -326,11 +314,7 @@ fn open_bits(rule: &HbaRule) -> Option<u32> {
         // A host name (or .domain suffix): reachable from wherever that name resolves.
         return Some(0);
     };
-    let prefix = match rule
-        .netmask
-        .as_deref()
-        .and_then(|m| m.parse::<IpAddr>().ok())
-    {
+    let prefix = match rule.netmask.as_deref().and_then(|m| m.parse::<IpAddr>().ok()) {
         Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
         Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
         None => {
@@ -401,8 +385,7 @@ fn quote_rules(rules: &[&HbaRule]) -> String {
 }
 
 fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
-    let p: Posture = serde_json::from_value(posture.clone())
-        .map_err(|e| format!("not a postgres posture: {e}"))?;
+    let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a postgres posture: {e}"))?;
     let mut out = Vec::new();
     match &p.hba_rules {
         None => out.push(Finding::new(
@@ -506,11 +489,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             "password_encryption is md5: new passwords are stored as MD5 hashes. Set it to scram-sha-256 and reset passwords.",
         ));
     }
-    if let Some(roles) = p
-        .login_roles_without_password
-        .as_ref()
-        .filter(|r| !r.is_empty())
-    {
+    if let Some(roles) = p.login_roles_without_password.as_ref().filter(|r| !r.is_empty()) {
         out.push(Finding::new(
             "postgres.role.no_password",
             Severity::Low,
@@ -594,25 +573,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         ["hba_rules", _, "type"] => classify_rank(
             c.before,
             c.after,
-            &[
-                "host",
-                "hostnossl",
-                "hostnogssenc",
-                "hostgssenc",
-                "hostssl",
-                "local",
-            ],
+            &["host", "hostnossl", "hostnogssenc", "hostgssenc", "hostssl", "local"],
             Classification::weakened(Severity::High),
         ),
         ["hba_rules", _, "database" | "user_name", ..] => {
             let covers_all = |doc| {
-                rule_at(doc, c.path).map(|r| {
-                    r.database
-                        .iter()
-                        .chain(&r.user_name)
-                        .filter(|v| *v == "all")
-                        .count()
-                })
+                rule_at(doc, c.path).map(|r| r.database.iter().chain(&r.user_name).filter(|v| *v == "all").count())
             };
             match (covers_all(c.before_doc), covers_all(c.after_doc)) {
                 (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
@@ -620,12 +586,7 @@ fn classify(c: &FieldChange<'_>) -> Classification {
                 _ => Classification::NEUTRAL,
             }
         }
-        ["ssl"] => classify_flag(
-            c.before,
-            c.after,
-            true,
-            Classification::weakened(Severity::High),
-        ),
+        ["ssl"] => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
         ["listen_scope"] => classify_rank(
             c.before,
             c.after,
@@ -638,11 +599,9 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             &["md5", "scram-sha-256"],
             Classification::weakened(Severity::Medium),
         ),
-        ["login_roles_without_password", _] | ["superusers", _] => classify_risky_member(
-            c.before,
-            c.after,
-            Classification::weakened(Severity::Medium),
-        ),
+        ["login_roles_without_password", _] | ["superusers", _] => {
+            classify_risky_member(c.before, c.after, Classification::weakened(Severity::Medium))
+        }
         _ => Classification::NEUTRAL,
     }
 }
@@ -679,24 +638,14 @@ mod tests {
         let secure = || {
             vec![
                 rule("local", None, None, "peer"),
-                rule(
-                    "host",
-                    Some("127.0.0.1"),
-                    Some("255.255.255.255"),
-                    "scram-sha-256",
-                ),
+                rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "scram-sha-256"),
             ]
         };
         let cases: Vec<(&str, Value, Vec<(&str, Severity, bool)>)> = vec![
             ("secure", posture(secure()), vec![]),
             (
                 "trust for the world",
-                posture(vec![rule(
-                    "host",
-                    Some("0.0.0.0"),
-                    Some("0.0.0.0"),
-                    "trust",
-                )]),
+                posture(vec![rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust")]),
                 vec![("postgres.hba.trust_remote", Severity::Critical, true)],
             ),
             (
@@ -706,12 +655,7 @@ mod tests {
             ),
             (
                 "trust for a private range",
-                posture(vec![rule(
-                    "host",
-                    Some("10.0.0.0"),
-                    Some("255.0.0.0"),
-                    "trust",
-                )]),
+                posture(vec![rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "trust")]),
                 vec![("postgres.hba.trust_remote", Severity::Critical, true)],
             ),
             (
@@ -730,22 +674,12 @@ mod tests {
             ),
             (
                 "cleartext passwords remote",
-                posture(vec![rule(
-                    "host",
-                    Some("10.0.0.0"),
-                    Some("255.0.0.0"),
-                    "password",
-                )]),
+                posture(vec![rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "password")]),
                 vec![("postgres.hba.password_remote", Severity::High, false)],
             ),
             (
                 "ident remote",
-                posture(vec![rule(
-                    "host",
-                    Some("192.168.0.0"),
-                    Some("255.255.0.0"),
-                    "ident",
-                )]),
+                posture(vec![rule("host", Some("192.168.0.0"), Some("255.255.0.0"), "ident")]),
                 vec![("postgres.hba.ident_remote", Severity::High, false)],
             ),
             (
@@ -792,23 +726,14 @@ mod tests {
             ),
         ];
         for (name, p, want) in cases {
-            let want: Vec<(String, Severity, bool)> = want
-                .into_iter()
-                .map(|(r, s, e)| (r.to_string(), s, e))
-                .collect();
+            let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
             assert_eq!(rules_of(&p), want, "case: {name}");
         }
     }
 
     #[test]
     fn trust_message_quotes_the_rule() {
-        let f = assess(&posture(vec![rule(
-            "host",
-            Some("0.0.0.0"),
-            Some("0.0.0.0"),
-            "trust",
-        )]))
-        .unwrap();
+        let f = assess(&posture(vec![rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust")])).unwrap();
         assert!(
             f[0].message.contains("`host all all 0.0.0.0/0 trust`"),
             "{}",
@@ -818,12 +743,7 @@ mod tests {
 
     #[test]
     fn classify_table() {
-        let r_scram = rule(
-            "host",
-            Some("127.0.0.1"),
-            Some("255.255.255.255"),
-            "scram-sha-256",
-        );
+        let r_scram = rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "scram-sha-256");
         let r_world = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "scram-sha-256");
         let narrow = posture(vec![r_scram.clone()]);
         let wide = posture(vec![r_world.clone()]);
@@ -999,43 +919,24 @@ mod tests {
                 before_doc: bd,
                 after_doc: ad,
             });
-            assert_eq!(
-                (got.class, got.severity),
-                (class, sev),
-                "{path}: {before} -> {after}"
-            );
+            assert_eq!((got.class, got.severity), (class, sev), "{path}: {before} -> {after}");
         }
     }
 
     #[test]
     fn open_bits_table() {
-        let r = |a: Option<&str>, m: Option<&str>| {
-            serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap()
-        };
+        let r =
+            |a: Option<&str>, m: Option<&str>| serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap();
+        assert_eq!(open_bits(&r(Some("127.0.0.1"), Some("255.255.255.255"))), None);
         assert_eq!(
-            open_bits(&r(Some("127.0.0.1"), Some("255.255.255.255"))),
-            None
-        );
-        assert_eq!(
-            open_bits(&r(
-                Some("::1"),
-                Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-            )),
+            open_bits(&r(Some("::1"), Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))),
             None
         );
         assert_eq!(open_bits(&r(Some("samehost"), None)), None);
         assert_eq!(open_bits(&r(Some("0.0.0.0"), Some("0.0.0.0"))), Some(128));
         assert_eq!(open_bits(&r(Some("all"), None)), Some(128));
         assert_eq!(open_bits(&r(Some("10.0.0.0"), Some("255.0.0.0"))), Some(96));
-        assert_eq!(
-            open_bits(&r(Some("10.1.2.3"), Some("255.255.255.255"))),
-            Some(0)
-        );
-        assert!(
-            open_bits(
-                &serde_json::from_value::<HbaRule>(rule("local", None, None, "trust")).unwrap()
-            )
-            .is_none()
-        );
+        assert_eq!(open_bits(&r(Some("10.1.2.3"), Some("255.255.255.255"))), Some(0));
+        assert!(open_bits(&serde_json::from_value::<HbaRule>(rule("local", None, None, "trust")).unwrap()).is_none());
     }
 }

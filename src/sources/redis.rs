@@ -4,8 +4,7 @@
 //! credential-less connection checks whether the server runs a command for anyone.
 
 use super::{
-    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
-    classify_risky_member,
+    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank, classify_risky_member,
 };
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::net;
@@ -48,15 +47,12 @@ struct RedisSource {
 
 fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String> {
     let cfg: Config = super::parse_table(table)?;
-    let url = url::Url::parse(&cfg.url)
-        .map_err(|e| format!("url {}: {e}", secret::redact_url(&cfg.url)))?;
+    let url = url::Url::parse(&cfg.url).map_err(|e| format!("url {}: {e}", secret::redact_url(&cfg.url)))?;
     let tls = match url.scheme() {
         "redis" => false,
         "rediss" => true,
         other => {
-            return Err(format!(
-                "url scheme must be redis:// or rediss://, not {other}://"
-            ));
+            return Err(format!("url scheme must be redis:// or rediss://, not {other}://"));
         }
     };
     let host = url
@@ -73,11 +69,11 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
     )
     .map_err(|e| e.to_string())?;
     if inline.is_some() && from_file.is_some() {
-        return Err("the url already holds a password; remove it from the url or drop password_file/password_env".into());
+        return Err(
+            "the url already holds a password; remove it from the url or drop password_file/password_env".into(),
+        );
     }
-    let username = Some(url.username())
-        .filter(|u| !u.is_empty())
-        .map(percent_decode);
+    let username = Some(url.username()).filter(|u| !u.is_empty()).map(percent_decode);
     Ok(Box::new(RedisSource {
         common: common.clone(),
         url: secret::redact_url(&cfg.url),
@@ -161,10 +157,7 @@ impl RedisSource {
         Ok(addr.into_connection_info()?.set_redis_settings(settings))
     }
 
-    async fn connect(
-        &self,
-        with_credentials: bool,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    async fn connect(&self, with_credentials: bool) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let client = redis::Client::open(
             self.connection_info(with_credentials)
                 .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
@@ -172,9 +165,7 @@ impl RedisSource {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.common.timeout))
             .set_response_timeout(Some(self.common.timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
+        client.get_multiplexed_async_connection_with_config(&cfg).await
     }
 
     async fn observe(&self) -> anyhow::Result<Posture> {
@@ -183,10 +174,7 @@ impl RedisSource {
             // With its password removed, Redis refuses AUTH itself ("called without any password
             // configured"). If it then serves a connection without credentials, it is open, and
             // that is exactly what we must report rather than going blind.
-            Err(e)
-                if self.password.is_some()
-                    && e.kind() == redis::ErrorKind::AuthenticationFailed =>
-            {
+            Err(e) if self.password.is_some() && e.kind() == redis::ErrorKind::AuthenticationFailed => {
                 let mut open = self.connect(false).await.map_err(|_| self.auth_error(&e))?;
                 let _: String = redis::cmd("PING")
                     .query_async(&mut open)
@@ -208,29 +196,19 @@ impl RedisSource {
             .find_map(|l| l.strip_prefix("redis_version:"))
             .map(|v| v.trim().to_string());
 
-        let requirepass = config_get(&mut con, "requirepass")
-            .await
-            .map(|v| !v.is_empty());
-        let protected_mode = config_get(&mut con, "protected-mode")
-            .await
-            .map(|v| v == "yes");
+        let requirepass = config_get(&mut con, "requirepass").await.map(|v| !v.is_empty());
+        let protected_mode = config_get(&mut con, "protected-mode").await.map(|v| v == "yes");
         let bind = config_get(&mut con, "bind")
             .await
             .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>());
         let tls_port = config_get(&mut con, "tls-port")
             .await
             .and_then(|v| v.parse::<u16>().ok());
-        let acl: Option<Vec<String>> = redis::cmd("ACL")
-            .arg("LIST")
-            .query_async(&mut con)
-            .await
-            .ok();
+        let acl: Option<Vec<String>> = redis::cmd("ACL").arg("LIST").query_async(&mut con).await.ok();
         let acl_nopass_users = acl.map(|lines| nopass_users(&lines));
-        let listen_scope = bind.as_ref().map(|b| {
-            net::widest(b.iter().map(String::as_str))
-                .as_str()
-                .to_string()
-        });
+        let listen_scope = bind
+            .as_ref()
+            .map(|b| net::widest(b.iter().map(String::as_str)).as_str().to_string());
 
         let unauthenticated_probe = self.probe_without_credentials().await;
         Ok(Posture {
@@ -270,11 +248,7 @@ impl RedisSource {
 
     async fn probe_plain(&self) -> anyhow::Result<String> {
         let t = self.common.timeout;
-        let mut s = tokio::time::timeout(
-            t,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await??;
+        let mut s = tokio::time::timeout(t, tokio::net::TcpStream::connect((self.host.as_str(), self.port))).await??;
         s.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").await?;
         let mut buf = vec![0u8; 512];
         let n = tokio::time::timeout(t, s.read(&mut buf)).await??;
@@ -295,12 +269,7 @@ impl RedisSource {
 }
 
 async fn config_get(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
-    let pairs: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(key)
-        .query_async(con)
-        .await
-        .ok()?;
+    let pairs: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query_async(con).await.ok()?;
     pairs
         .chunks(2)
         .find(|c| c.len() == 2 && c[0] == key)
@@ -342,8 +311,7 @@ fn nopass_users(lines: &[String]) -> Vec<String> {
 }
 
 fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
-    let p: Posture =
-        serde_json::from_value(posture.clone()).map_err(|e| format!("not a redis posture: {e}"))?;
+    let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a redis posture: {e}"))?;
     let mut out = Vec::new();
     let loopback_only = p.listen_scope.as_deref() == Some("loopback");
     let default_nopass = p
@@ -372,11 +340,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
         _ => {}
     }
     if let Some(users) = &p.acl_nopass_users {
-        let others: Vec<&str> = users
-            .iter()
-            .map(String::as_str)
-            .filter(|u| *u != "default")
-            .collect();
+        let others: Vec<&str> = users.iter().map(String::as_str).filter(|u| *u != "default").collect();
         if !others.is_empty() {
             out.push(Finding::new(
                 "redis.acl.nopass_user",
@@ -411,17 +375,21 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             ),
         ));
     }
-    if matches!(
-        p.listen_scope.as_deref(),
-        Some("all_interfaces") | Some("public")
-    ) {
+    if matches!(p.listen_scope.as_deref(), Some("all_interfaces") | Some("public")) {
         out.push(Finding::new(
             "redis.listen.wide",
             Severity::Low,
             false,
             format!(
                 "Redis listens on {} ({}); make sure a firewall or security group limits who reaches it.",
-                p.bind.as_ref().map(|b| if b.is_empty() { "every interface".to_string() } else { b.join(" ") }).unwrap_or_default(),
+                p.bind
+                    .as_ref()
+                    .map(|b| if b.is_empty() {
+                        "every interface".to_string()
+                    } else {
+                        b.join(" ")
+                    })
+                    .unwrap_or_default(),
                 p.listen_scope.as_deref().unwrap_or_default()
             ),
         ));
@@ -444,23 +412,11 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             ],
             Classification::weakened(Severity::Critical),
         ),
-        "requirepass_set" => classify_flag(
-            c.before,
-            c.after,
-            true,
-            Classification::weakened(Severity::Critical),
-        ),
-        "acl_nopass_users" if c.path != "/acl_nopass_users" => classify_risky_member(
-            c.before,
-            c.after,
-            Classification::weakened(Severity::Critical),
-        ),
-        "protected_mode" => classify_flag(
-            c.before,
-            c.after,
-            true,
-            Classification::weakened(Severity::Medium),
-        ),
+        "requirepass_set" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Critical)),
+        "acl_nopass_users" if c.path != "/acl_nopass_users" => {
+            classify_risky_member(c.before, c.after, Classification::weakened(Severity::Critical))
+        }
+        "protected_mode" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium)),
         "listen_scope" => classify_rank(
             c.before,
             c.after,
@@ -532,10 +488,7 @@ mod tests {
             ),
             (
                 "wide listener without TLS",
-                with(
-                    protected(),
-                    json!({"bind":["0.0.0.0"],"listen_scope":"all_interfaces"}),
-                ),
+                with(protected(), json!({"bind":["0.0.0.0"],"listen_scope":"all_interfaces"})),
                 vec![
                     ("redis.tls.disabled", Severity::Medium, false),
                     ("redis.listen.wide", Severity::Low, false),
@@ -559,10 +512,7 @@ mod tests {
             ),
         ];
         for (name, posture, want) in cases {
-            let want: Vec<(String, Severity, bool)> = want
-                .into_iter()
-                .map(|(r, s, e)| (r.to_string(), s, e))
-                .collect();
+            let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
             assert_eq!(rules(&posture), want, "case: {name}");
         }
     }
@@ -669,11 +619,7 @@ mod tests {
                 before_doc: &base,
                 after_doc: &base,
             });
-            assert_eq!(
-                (got.class, got.severity),
-                (class, sev),
-                "{path}: {before} -> {after}"
-            );
+            assert_eq!((got.class, got.severity), (class, sev), "{path}: {before} -> {after}");
         }
     }
 
@@ -706,9 +652,6 @@ mod tests {
             "user bob off nopass ~* +@all".to_string(),
             "user carol on nopass ~cache:* +get".to_string(),
         ];
-        assert_eq!(
-            nopass_users(&lines),
-            vec!["carol".to_string(), "default".to_string()]
-        );
+        assert_eq!(nopass_users(&lines), vec!["carol".to_string(), "default".to_string()]);
     }
 }

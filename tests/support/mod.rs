@@ -19,11 +19,7 @@ pub fn unique(prefix: &str, ext: &str) -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Poll `f` until it returns Some, or panic after `timeout` with `what`.
@@ -111,11 +107,7 @@ impl Drop for Proc {
         if std::thread::panicking() {
             let log = self.log_text();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!(
-                "---- last lines of {} ({}) ----",
-                self.name,
-                self.log.display()
-            );
+            eprintln!("---- last lines of {} ({}) ----", self.name, self.log.display());
             for l in tail.iter().rev() {
                 eprintln!("{l}");
             }
@@ -168,11 +160,7 @@ impl Smtp {
             }
             proc.log_text().contains("ready").then_some(())
         });
-        Smtp {
-            port,
-            dir: mails,
-            proc,
-        }
+        Smtp { port, dir: mails, proc }
     }
 
     pub fn mails(&self) -> Vec<serde_json::Value> {
@@ -197,15 +185,11 @@ pub fn read_mails(dir: &Path) -> Vec<serde_json::Value> {
 
 /// Wait for a mail whose subject starts with `prefix`; returns it.
 pub fn wait_mail(dir: &Path, prefix: &str, timeout: Duration) -> serde_json::Value {
-    wait_for(
-        &format!("an email with subject starting {prefix:?}"),
-        timeout,
-        || {
-            read_mails(dir)
-                .into_iter()
-                .find(|m| m["subject"].as_str().unwrap_or("").starts_with(prefix))
-        },
-    )
+    wait_for(&format!("an email with subject starting {prefix:?}"), timeout, || {
+        read_mails(dir)
+            .into_iter()
+            .find(|m| m["subject"].as_str().unwrap_or("").starts_with(prefix))
+    })
 }
 
 // ---- Redis ----------------------------------------------------------------------------------
@@ -236,21 +220,15 @@ impl Redis {
         .arg("--dir")
         .arg(&data)
         .args(["--requirepass", password]);
-        let proc = Proc::spawn(
-            "redis-server",
-            &mut cmd,
-            dir.join(format!("redis-{port}.log")),
-        );
+        let proc = Proc::spawn("redis-server", &mut cmd, dir.join(format!("redis-{port}.log")));
         let r = Redis {
             port,
             password: password.into(),
             proc,
         };
-        wait_for(
-            "redis to accept connections",
-            Duration::from_secs(20),
-            || r.cli(&["PING"]).contains("PONG").then_some(()),
-        );
+        wait_for("redis to accept connections", Duration::from_secs(20), || {
+            r.cli(&["PING"]).contains("PONG").then_some(())
+        });
         r
     }
 
@@ -261,13 +239,7 @@ impl Redis {
 
     pub fn cli_as(&self, password: Option<&str>, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "--no-auth-warning",
-        ]);
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"]);
         if let Some(p) = password {
             cmd.args(["-a", p]);
         }
@@ -328,11 +300,7 @@ impl Postgres {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nssl = off\nfsync = off\n",
             pgdir.display()
@@ -394,11 +362,7 @@ impl Postgres {
 }
 
 fn chown_postgres(p: &Path) {
-    let out = Command::new("chown")
-        .arg("postgres:postgres")
-        .arg(p)
-        .output()
-        .unwrap();
+    let out = Command::new("chown").arg("postgres:postgres").arg(p).output().unwrap();
     assert!(
         out.status.success(),
         "chown {}: {}",
@@ -459,18 +423,14 @@ impl Lockwatch {
             .arg("run")
             .env("LOCKWATCH_LOG", "info,lockwatch=debug");
         let mut proc = Proc::spawn("lockwatch", &mut cmd, log);
-        wait_for(
-            "lockwatch's metrics endpoint",
-            Duration::from_secs(30),
-            || {
-                if !proc.is_running() {
-                    panic!("lockwatch exited early:\n{}", proc.log_text());
-                }
-                http_get(metrics_port, "/healthz")
-                    .filter(|b| b.contains("ok"))
-                    .map(|_| ())
-            },
-        );
+        wait_for("lockwatch's metrics endpoint", Duration::from_secs(30), || {
+            if !proc.is_running() {
+                panic!("lockwatch exited early:\n{}", proc.log_text());
+            }
+            http_get(metrics_port, "/healthz")
+                .filter(|b| b.contains("ok"))
+                .map(|_| ())
+        });
         Lockwatch {
             config: config.to_path_buf(),
             metrics_port,
