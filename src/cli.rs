@@ -35,8 +35,11 @@ pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow:
     for c in collected {
         match c.result {
             Err(message) => errors.push(json!({"source": c.source, "message": message})),
-            Ok(rs) => {
-                for r in rs {
+            Ok(coll) => {
+                for f in &coll.failed {
+                    errors.push(json!({"source": c.source, "message": f.message}));
+                }
+                for r in coll.resources {
                     let mut e = evaluate::evaluate(r.kind, &r.posture, &r.posture);
                     e.findings
                         .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)));

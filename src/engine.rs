@@ -6,7 +6,8 @@ use crate::config::{Email, SourceEntry};
 use crate::evaluate::{self, Evaluation};
 use crate::mail::{self, MailContext};
 use crate::metrics::Metrics;
-use crate::model::{Resource, Severity, document_hash};
+use crate::model::{Severity, document_hash};
+use crate::sources::Collection;
 use crate::store::{CycleWrites, Known, NewMail, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Collected {
     pub source: String,
     pub elapsed: Duration,
-    pub result: Result<Vec<Resource>, String>,
+    pub result: Result<Collection, String>,
 }
 
 /// Run every source at once, each bounded by its own timeout. A failure stays with its source.
@@ -25,7 +26,7 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
     futures::future::join_all(sources.iter().map(|s| async move {
         let t0 = Instant::now();
         let result = match tokio::time::timeout(s.timeout, s.source.collect()).await {
-            Ok(Ok(resources)) => Ok(resources),
+            Ok(Ok(collection)) => Ok(collection),
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(_) => Err(format!(
                 "no answer from {} within {}s (timeout)",
@@ -33,8 +34,13 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
                 s.timeout.as_secs_f64()
             )),
         };
-        if let Err(e) = &result {
-            tracing::warn!(source = %s.name, error = %e, "source failed; its resources keep their last known state");
+        match &result {
+            Err(e) => tracing::warn!(source = %s.name, error = %e, "source failed; its resources keep their last known state"),
+            Ok(c) => {
+                for f in &c.failed {
+                    tracing::warn!(source = %s.name, part = %f.scope, error = %f.message, "part of the source failed; its resources keep their last known state");
+                }
+            }
         }
         Collected {
             source: s.name.clone(),
@@ -110,10 +116,21 @@ impl Engine {
                     summary.failed_sources += 1;
                     w.source_results.push((c.source.clone(), Some(e.clone())));
                 }
-                Ok(resources) => {
-                    w.source_results.push((c.source.clone(), None));
+                Ok(collection) => {
+                    if collection.failed.is_empty() {
+                        w.source_results.push((c.source.clone(), None));
+                    } else {
+                        summary.failed_sources += 1;
+                        let msg = collection
+                            .failed
+                            .iter()
+                            .map(|f| f.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        w.source_results.push((c.source.clone(), Some(msg)));
+                    }
                     let mut present = HashSet::new();
-                    for r in resources {
+                    for r in &collection.resources {
                         present.insert(r.id.clone());
                         let doc = r.canonical_document();
                         let hash = document_hash(&doc);
@@ -144,7 +161,8 @@ impl Engine {
                             .push((r.id.clone(), r.source.clone(), r.kind.to_string(), hash, doc));
                     }
                     for (id, k) in self.known.iter_mut() {
-                        if k.source == c.source && !k.deleted && !present.contains(id) {
+                        let listed = !collection.failed.iter().any(|f| id.starts_with(&f.scope));
+                        if k.source == c.source && !k.deleted && listed && !present.contains(id) {
                             k.deleted = true;
                             w.deleted.push(id.clone());
                             gone.push(id.clone());
@@ -263,8 +281,10 @@ impl Engine {
         if let Some(m) = &self.metrics {
             for c in &collected {
                 match &c.result {
-                    Ok(_) => m.last_success.with_label_values(&[&c.source]).set(now as f64),
-                    Err(_) => m.scan_errors.with_label_values(&[&c.source]).inc(),
+                    Ok(coll) if coll.failed.is_empty() => {
+                        m.last_success.with_label_values(&[&c.source]).set(now as f64)
+                    }
+                    _ => m.scan_errors.with_label_values(&[&c.source]).inc(),
                 }
             }
             m.resources.reset();
@@ -291,5 +311,206 @@ impl Engine {
             m.last_cycle.set(now);
         }
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Resource;
+    use crate::store::OutboxRow;
+    use serde_json::{Value, json};
+
+    fn posture(open: bool, protected_mode: bool) -> Value {
+        json!({
+            "unauthenticated_probe": if open { "accepted" } else { "auth_required" },
+            "requirepass_set": !open, "acl_nopass_users": if open { json!(["default"]) } else { json!([]) },
+            "protected_mode": protected_mode, "bind": ["127.0.0.1"], "listen_scope": "loopback", "tls_port": 0, "version": "7"
+        })
+    }
+    fn res(native: &str, p: Value) -> Resource {
+        Resource::new("cache", "redis", native, p)
+    }
+    fn ok(rs: Vec<Resource>) -> Vec<Collected> {
+        vec![Collected {
+            source: "cache".into(),
+            elapsed: Duration::ZERO,
+            result: Ok(Collection::complete(rs)),
+        }]
+    }
+    fn failed() -> Vec<Collected> {
+        vec![Collected {
+            source: "cache".into(),
+            elapsed: Duration::ZERO,
+            result: Err("connection refused".into()),
+        }]
+    }
+    fn engine(dir: &std::path::Path) -> Engine {
+        Engine::new(Store::open(dir).unwrap(), ["cache".to_string()].into()).unwrap()
+    }
+    fn mails(e: &Engine) -> Vec<OutboxRow> {
+        e.store.outbox_listing(true).unwrap()
+    }
+    fn subjects(e: &Engine) -> Vec<String> {
+        mails(e).into_iter().map(|m| m.subject).collect()
+    }
+
+    #[test]
+    fn unchanged_cycles_write_no_snapshot_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        for t in 0..50 {
+            let s = e
+                .apply(
+                    t,
+                    ok(vec![res("a:1", posture(false, true)), res("b:2", posture(false, true))]),
+                )
+                .unwrap();
+            assert_eq!(s.changed, if t == 0 { 2 } else { 0 });
+        }
+        assert_eq!(e.store.snapshots("cache/redis/a:1").unwrap().len(), 1);
+        e.apply(
+            50,
+            ok(vec![
+                res("a:1", posture(false, false)),
+                res("b:2", posture(false, true)),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(e.store.snapshots("cache/redis/a:1").unwrap().len(), 2);
+        assert_eq!(e.store.snapshots("cache/redis/b:2").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn first_seen_open_store_alerts_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.apply(0, ok(vec![res("a:1", posture(true, true))])).unwrap();
+        assert_eq!(
+            subjects(&e),
+            vec!["[lockwatch] CRITICAL cache/redis/a:1 is exposed".to_string()]
+        );
+    }
+
+    #[test]
+    fn failing_source_never_deletes_resolves_or_moves_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, ok(vec![res("a:1", posture(true, true))])).unwrap();
+        assert_eq!(mails(&e).len(), 1);
+        for t in 2..10 {
+            let s = e.apply(t, failed()).unwrap();
+            assert_eq!(s.failed_sources, 1);
+        }
+        assert_eq!(mails(&e).len(), 1, "no RESOLVED while blind: {:?}", subjects(&e));
+        assert!(!e.known["cache/redis/a:1"].deleted);
+        assert_eq!(e.open["cache/redis/a:1"].len(), 2, "auth.disabled and drift stay open");
+        // When it answers again and is still open, nothing new is sent; when fixed, RESOLVED.
+        e.apply(10, ok(vec![res("a:1", posture(true, true))])).unwrap();
+        assert_eq!(mails(&e).len(), 1);
+        e.apply(11, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED cache/redis/a:1");
+    }
+
+    #[test]
+    fn absent_from_a_successful_listing_is_deleted_and_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.apply(0, ok(vec![res("a:1", posture(true, true))])).unwrap();
+        e.apply(1, ok(vec![])).unwrap();
+        let m = mails(&e);
+        assert_eq!(m[1].subject, "[lockwatch] RESOLVED cache/redis/a:1");
+        assert!(
+            m[1].body_text.contains("no longer reported by source cache"),
+            "{}",
+            m[1].body_text
+        );
+        assert!(e.known["cache/redis/a:1"].deleted);
+        // Coming back with the same posture is not a change of baseline, and alerts again.
+        e.apply(2, ok(vec![res("a:1", posture(true, true))])).unwrap();
+        assert!(!e.known["cache/redis/a:1"].deleted);
+        assert_eq!(subjects(&e)[2], "[lockwatch] CRITICAL cache/redis/a:1 is exposed");
+    }
+
+    #[test]
+    fn reminders_follow_remind_every() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.remind_every_secs = 100;
+        let open = || ok(vec![res("a:1", posture(true, true))]);
+        let counts: Vec<usize> = [0, 50, 99, 100, 150, 199, 200]
+            .iter()
+            .map(|t| {
+                e.apply(*t, open()).unwrap();
+                mails(&e).len()
+            })
+            .collect();
+        assert_eq!(counts, vec![1, 1, 1, 2, 2, 2, 3]);
+        assert!(subjects(&e)[1].contains("(reminder: still open)"), "{:?}", subjects(&e));
+    }
+
+    #[test]
+    fn accepting_the_baseline_elsewhere_resolves_the_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        assert_eq!(subjects(&e), vec!["[lockwatch] MEDIUM cache/redis/a:1".to_string()]);
+        let mut cli_store = Store::open(dir.path()).unwrap();
+        assert_eq!(cli_store.accept_baseline(Some("cache/redis/a:1"), 2).unwrap().len(), 1);
+        e.apply(3, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED cache/redis/a:1");
+        assert!(e.open.get("cache/redis/a:1").is_none_or(|o| o.is_empty()));
+    }
+
+    #[test]
+    fn below_min_severity_is_not_emailed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.min_severity = Severity::High;
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        assert!(mails(&e).is_empty(), "a medium drift is below min_severity high");
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+    use crate::model::Resource;
+    use crate::sources::PartFailure;
+    use serde_json::json;
+
+    #[test]
+    fn a_failed_part_keeps_its_resources_while_the_rest_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Engine::new(Store::open(dir.path()).unwrap(), ["cache".to_string()].into()).unwrap();
+        let p = json!({"unauthenticated_probe": "auth_required", "requirepass_set": true, "acl_nopass_users": [], "protected_mode": true,
+                       "bind": ["127.0.0.1"], "listen_scope": "loopback", "tls_port": 0, "version": "7"});
+        let r = |n: &str| Resource::new("cache", "redis", n, p.clone());
+        let coll = |rs, failed| {
+            vec![Collected {
+                source: "cache".into(),
+                elapsed: Duration::ZERO,
+                result: Ok(Collection { resources: rs, failed }),
+            }]
+        };
+        e.apply(0, coll(vec![r("east/a"), r("west/b")], vec![])).unwrap();
+        let west_down = vec![PartFailure {
+            scope: "cache/redis/west/".into(),
+            message: "west: throttled".into(),
+        }];
+        let s = e.apply(1, coll(vec![r("east/a")], west_down)).unwrap();
+        assert_eq!(s.failed_sources, 1);
+        assert!(
+            !e.known["cache/redis/west/b"].deleted,
+            "absence inside a failed part proves nothing"
+        );
+        e.apply(2, coll(vec![r("east/a")], vec![])).unwrap();
+        assert!(
+            e.known["cache/redis/west/b"].deleted,
+            "absence from a successful listing is a deletion"
+        );
     }
 }

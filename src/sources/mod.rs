@@ -6,17 +6,44 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use std::time::Duration;
 
+pub mod aws;
 pub mod postgres;
 pub mod redis;
 
 /// The registry: every source kind lockwatch knows.
 pub const KINDS: &[&SourceKind] = &[&redis::KIND, &postgres::KIND];
 
+/// What one collection saw.
+#[derive(Debug, Default)]
+pub struct Collection {
+    pub resources: Vec<Resource>,
+    /// Parts that could not be listed (a region, a service). Resources whose id starts with a
+    /// failed part's `scope` keep their last known state: absence there proves nothing.
+    pub failed: Vec<PartFailure>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartFailure {
+    /// A resource-id prefix, e.g. `prod/security-group/111122223333/eu-west-1/`.
+    pub scope: String,
+    pub message: String,
+}
+
+impl Collection {
+    /// Everything listed, nothing failed.
+    pub fn complete(resources: Vec<Resource>) -> Self {
+        Collection {
+            resources,
+            failed: vec![],
+        }
+    }
+}
+
 /// A configured, runnable source (one `[[sources]]` entry).
 pub trait Source: Send + Sync {
     /// One snapshot of every resource this source watches. An error means "could not look":
     /// it never means the resources are gone.
-    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Vec<Resource>>>;
+    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>>;
     /// Where it connects, safe to show (passwords redacted).
     fn target(&self) -> String;
 }

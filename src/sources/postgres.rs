@@ -4,7 +4,8 @@
 //! `password_encryption`, login roles without a password and superusers.
 
 use super::{
-    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank, classify_risky_member,
+    Collection, Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
+    classify_risky_member,
 };
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::net;
@@ -122,15 +123,15 @@ impl Source for PostgresSource {
         self.shown_url.clone()
     }
 
-    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Vec<Resource>>> {
+    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
             let posture = self.observe().await?;
-            Ok(vec![Resource::new(
+            Ok(Collection::complete(vec![Resource::new(
                 &self.common.name,
                 "postgres",
                 &self.native,
                 serde_json::to_value(posture)?,
-            )])
+            )]))
         })
     }
 }

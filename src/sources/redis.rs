@@ -4,7 +4,8 @@
 //! credential-less connection checks whether the server runs a command for anyone.
 
 use super::{
-    Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank, classify_risky_member,
+    Collection, Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
+    classify_risky_member,
 };
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::net;
@@ -114,7 +115,7 @@ impl Source for RedisSource {
         self.url.clone()
     }
 
-    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Vec<Resource>>> {
+    fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
             let posture = self.observe().await?;
             let native = if self.host.contains(':') {
@@ -122,12 +123,12 @@ impl Source for RedisSource {
             } else {
                 format!("{}:{}", self.host, self.port)
             };
-            Ok(vec![Resource::new(
+            Ok(Collection::complete(vec![Resource::new(
                 &self.common.name,
                 "redis",
                 &native,
                 serde_json::to_value(posture)?,
-            )])
+            )]))
         })
     }
 }

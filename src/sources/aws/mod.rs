@@ -1,0 +1,3 @@
+//! `kind = "aws"`: OpenSearch/Elasticsearch domains, EC2 security groups and RDS.
+
+pub mod policy;
