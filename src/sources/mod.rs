@@ -11,7 +11,7 @@ pub mod postgres;
 pub mod redis;
 
 /// The registry: every source kind lockwatch knows.
-pub const KINDS: &[&SourceKind] = &[&redis::KIND, &postgres::KIND];
+pub const KINDS: &[&SourceKind] = &[&redis::KIND, &postgres::KIND, &aws::KIND];
 
 /// What one collection saw.
 #[derive(Debug, Default)]

@@ -1,0 +1,572 @@
+//! OpenSearch and legacy Elasticsearch domains: access policy, network placement, fine-grained
+//! access control, endpoint and encryption options.
+
+use super::policy::{self, Reach};
+use super::{Ctx, TrustConfig, sdk_error};
+use crate::model::{Classification, Finding, Resource, Severity};
+use crate::sources::{FieldChange, ResourceKind, classify_flag, classify_rank};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const KIND: ResourceKind = ResourceKind {
+    name: "opensearch",
+    assess,
+    classify,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Posture {
+    pub owner_account: String,
+    pub engine_version: Option<String>,
+    /// No VPC options: the domain has an internet endpoint.
+    pub public_endpoint: bool,
+    pub vpc_id: Option<String>,
+    /// The access policy, normalised (lists everywhere, sorted) so that equivalent spellings compare equal.
+    pub access_policy: Option<Value>,
+    pub access_policy_error: Option<String>,
+    /// Derived by the policy evaluator: `restricted`, `cross-account` or `public`.
+    pub policy_reach: String,
+    pub fine_grained_access_control: bool,
+    pub internal_user_database: bool,
+    pub anonymous_auth: bool,
+    pub enforce_https: bool,
+    pub tls_policy: Option<String>,
+    pub encryption_at_rest: bool,
+    pub node_to_node_encryption: bool,
+    pub cognito: bool,
+    pub ip_address_type: Option<String>,
+    pub trust: TrustConfig,
+}
+
+/// Policies list single values or lists interchangeably; make every such field a sorted list.
+pub fn normalise_policy(v: &Value) -> Value {
+    fn sorted_list(v: &Value) -> Value {
+        match v {
+            Value::Array(items) => {
+                let mut items = items.clone();
+                items.sort_by_key(|x| x.to_string());
+                items.dedup();
+                Value::Array(items)
+            }
+            Value::String(_) => Value::Array(vec![v.clone()]),
+            other => other.clone(),
+        }
+    }
+    let mut out = v.clone();
+    let stmts = match v.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => return out,
+    };
+    let stmts: Vec<Value> = stmts
+        .into_iter()
+        .map(|mut s| {
+            if let Some(obj) = s.as_object_mut() {
+                for k in ["Action", "NotAction", "Resource", "NotResource"] {
+                    if let Some(x) = obj.get(k).map(sorted_list) {
+                        obj.insert(k.into(), x);
+                    }
+                }
+                for k in ["Principal", "NotPrincipal"] {
+                    if let Some(Value::Object(m)) = obj.get_mut(k) {
+                        for val in m.values_mut() {
+                            *val = sorted_list(val);
+                        }
+                    }
+                }
+                if let Some(Value::Object(ops)) = obj.get_mut("Condition") {
+                    for entries in ops.values_mut() {
+                        if let Value::Object(e) = entries {
+                            for val in e.values_mut() {
+                                *val = sorted_list(val);
+                            }
+                        }
+                    }
+                }
+            }
+            s
+        })
+        .collect();
+    out["Statement"] = Value::Array(stmts);
+    out
+}
+
+pub async fn collect(client: &aws_sdk_opensearch::Client, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Resource>> {
+    let listed = client
+        .list_domain_names()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing domains (es:ListDomainNames): {}", sdk_error(&e)))?;
+    let mut names: Vec<String> = listed
+        .domain_names()
+        .iter()
+        .filter_map(|d| d.domain_name().map(str::to_string))
+        .collect();
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    // DescribeDomains takes at most five names per call.
+    for batch in names.chunks(5) {
+        let described = client
+            .describe_domains()
+            .set_domain_names(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "describing domains {} (es:DescribeDomains): {}",
+                    batch.join(","),
+                    sdk_error(&e)
+                )
+            })?;
+        for d in described.domain_status_list() {
+            out.push(ctx.resource(KIND.name, d.domain_name(), serde_json::to_value(posture_of(d, ctx))?));
+        }
+        let missing: Vec<&String> = batch
+            .iter()
+            .filter(|n| {
+                !described
+                    .domain_status_list()
+                    .iter()
+                    .any(|d| d.domain_name() == n.as_str())
+            })
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!("es:DescribeDomains did not return {missing:?}; the listing is incomplete");
+        }
+    }
+    Ok(out)
+}
+
+fn posture_of(d: &aws_sdk_opensearch::types::DomainStatus, ctx: &Ctx<'_>) -> Posture {
+    let (access_policy, access_policy_error) = match d.access_policies().filter(|p| !p.trim().is_empty()) {
+        None => (None, None),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => (Some(normalise_policy(&v)), None),
+            Err(e) => (None, Some(format!("not JSON: {e}"))),
+        },
+    };
+    let mut p = Posture {
+        owner_account: ctx.account.to_string(),
+        engine_version: d.engine_version().map(str::to_string),
+        public_endpoint: d.vpc_options().is_none_or(|v| v.vpc_id().is_none()),
+        vpc_id: d.vpc_options().and_then(|v| v.vpc_id()).map(str::to_string),
+        access_policy,
+        access_policy_error,
+        policy_reach: String::new(),
+        fine_grained_access_control: d.advanced_security_options().and_then(|a| a.enabled()).unwrap_or(false),
+        internal_user_database: d
+            .advanced_security_options()
+            .and_then(|a| a.internal_user_database_enabled())
+            .unwrap_or(false),
+        anonymous_auth: d
+            .advanced_security_options()
+            .and_then(|a| a.anonymous_auth_enabled())
+            .unwrap_or(false),
+        enforce_https: d
+            .domain_endpoint_options()
+            .and_then(|o| o.enforce_https())
+            .unwrap_or(false),
+        tls_policy: d
+            .domain_endpoint_options()
+            .and_then(|o| o.tls_security_policy())
+            .map(|t| t.as_str().to_string()),
+        encryption_at_rest: d
+            .encryption_at_rest_options()
+            .and_then(|o| o.enabled())
+            .unwrap_or(false),
+        node_to_node_encryption: d
+            .node_to_node_encryption_options()
+            .and_then(|o| o.enabled())
+            .unwrap_or(false),
+        cognito: d.cognito_options().and_then(|o| o.enabled()).unwrap_or(false),
+        ip_address_type: d.ip_address_type().map(|t| t.as_str().to_string()),
+        trust: ctx.trust.clone(),
+    };
+    p.policy_reach = verdict(&p).reach.as_str().to_string();
+    p
+}
+
+/// The policy verdict for a posture. An unreadable policy counts as public: never a false "restricted".
+fn verdict(p: &Posture) -> policy::Verdict {
+    match (&p.access_policy, &p.access_policy_error) {
+        (_, Some(e)) => policy::Verdict {
+            reach: Reach::Public,
+            reason: format!("the access policy cannot be read ({e}); assumed open"),
+            statement: None,
+        },
+        (None, None) => policy::Verdict {
+            reach: Reach::Restricted,
+            reason: "no access policy".into(),
+            statement: None,
+        },
+        (Some(doc), None) => {
+            policy::evaluate(doc, &p.owner_account, &p.trust.for_policies()).unwrap_or_else(|e| policy::Verdict {
+                reach: Reach::Public,
+                reason: format!("the access policy is malformed ({e}); assumed open"),
+                statement: None,
+            })
+        }
+    }
+}
+
+fn quote(v: &policy::Verdict) -> String {
+    v.statement
+        .as_ref()
+        .map(|s| format!(" The statement: {}", crate::model::canonical_json(s)))
+        .unwrap_or_default()
+}
+
+const WEAK_TLS: [&str; 1] = ["Policy-Min-TLS-1-0-2019-07"];
+
+fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+    let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not an opensearch posture: {e}"))?;
+    let v = verdict(&p);
+    let mut out = Vec::new();
+    let where_ = if p.public_endpoint {
+        "its public endpoint".to_string()
+    } else {
+        format!("VPC {}", p.vpc_id.as_deref().unwrap_or("?"))
+    };
+    if p.anonymous_auth {
+        out.push(Finding::new(
+            "opensearch.fgac.anonymous_auth",
+            if p.public_endpoint { Severity::Critical } else { Severity::High },
+            p.public_endpoint,
+            format!(
+                "Fine-grained access control lets anonymous users in: requests without credentials reach the data through {where_}. \
+                 Turn it off: aws opensearch update-domain-config --domain-name <name> --advanced-security-options AnonymousAuthEnabled=false"
+            ),
+        ));
+    }
+    match v.reach {
+        Reach::Public if !p.public_endpoint => out.push(Finding::new(
+            "opensearch.policy.open_in_vpc",
+            Severity::Low,
+            false,
+            format!("The access policy admits anyone ({}), limited only by the VPC: any host in it can call the domain. Grant specific principals.", v.reason),
+        )),
+        Reach::Public if !p.fine_grained_access_control => out.push(Finding::new(
+            "opensearch.policy.public",
+            Severity::Critical,
+            true,
+            format!(
+                "The access policy lets anyone on the internet call the domain, and fine-grained access control is off: no credential is asked. \
+                 {}.{} Restrict the Principal or add an aws:SourceIp condition, or enable fine-grained access control.",
+                v.reason,
+                quote(&v)
+            ),
+        )),
+        Reach::Public if !p.anonymous_auth => out.push(Finding::new(
+            "opensearch.policy.public_with_fgac",
+            Severity::High,
+            false,
+            format!(
+                "The access policy is open to the internet ({}); fine-grained access control still asks every caller to authenticate. \
+                 This is AWS's recommended shape, but one FGAC change away from open: keep the master user and roles tight.{}",
+                v.reason,
+                quote(&v)
+            ),
+        )),
+        Reach::CrossAccount => out.push(Finding::new(
+            "opensearch.policy.cross_account",
+            Severity::Medium,
+            false,
+            format!("The access policy grants principals outside account {}: {}.{} If that account is yours, add it to [sources.trust] accounts.", p.owner_account, v.reason, quote(&v)),
+        )),
+        _ => {}
+    }
+    if p.access_policy_error.is_some() {
+        out.push(Finding::new(
+            "opensearch.policy.unreadable",
+            Severity::High,
+            false,
+            format!("The access policy cannot be parsed: {}", v.reason),
+        ));
+    }
+    if !p.enforce_https {
+        out.push(Finding::new(
+            "opensearch.https.not_enforced",
+            Severity::High,
+            false,
+            "The domain accepts plain HTTP: credentials and data can cross the network unencrypted. Enable EnforceHTTPS in the domain endpoint options.",
+        ));
+    } else if p.tls_policy.as_deref().is_some_and(|t| WEAK_TLS.contains(&t)) {
+        out.push(Finding::new(
+            "opensearch.tls.weak_policy",
+            Severity::High,
+            false,
+            format!(
+                "The TLS policy {} allows TLS 1.0/1.1. Use Policy-Min-TLS-1-2-2019-07 or newer.",
+                p.tls_policy.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if !p.encryption_at_rest {
+        out.push(Finding::new(
+            "opensearch.encryption_at_rest.off",
+            Severity::Medium,
+            false,
+            "Encryption at rest is off: snapshots and disks hold the data in clear.",
+        ));
+    }
+    if !p.node_to_node_encryption {
+        out.push(Finding::new(
+            "opensearch.node_to_node.off",
+            Severity::Medium,
+            false,
+            "Node-to-node encryption is off: traffic inside the cluster is unencrypted.",
+        ));
+    }
+    Ok(out)
+}
+
+fn classify(c: &FieldChange<'_>) -> Classification {
+    match crate::diff::top_field(c.path) {
+        "policy_reach" => match c.after.as_str() {
+            Some("public") => classify_rank(
+                c.before,
+                c.after,
+                &["public", "cross-account", "restricted"],
+                Classification::weakened(Severity::Critical),
+            ),
+            _ => classify_rank(
+                c.before,
+                c.after,
+                &["public", "cross-account", "restricted"],
+                Classification::weakened(Severity::Medium),
+            ),
+        },
+        "anonymous_auth" => classify_flag(c.before, c.after, false, Classification::weakened(Severity::Critical)),
+        "fine_grained_access_control" => {
+            classify_flag(c.before, c.after, true, Classification::weakened(Severity::High))
+        }
+        "enforce_https" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
+        "tls_policy" => classify_rank(
+            c.before,
+            c.after,
+            &[
+                "Policy-Min-TLS-1-0-2019-07",
+                "Policy-Min-TLS-1-2-2019-07",
+                "Policy-Min-TLS-1-2-PFS-2023-10",
+                "Policy-Min-TLS-1-2-RFC9151-FIPS-2024-08",
+            ],
+            Classification::weakened(Severity::High),
+        ),
+        "encryption_at_rest" | "node_to_node_encryption" | "cognito" => {
+            classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium))
+        }
+        "public_endpoint" => classify_flag(c.before, c.after, false, Classification::weakened(Severity::High)),
+        _ => Classification::NEUTRAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangeClass;
+    use serde_json::json;
+
+    fn posture(policy: Value, public_endpoint: bool, fgac: bool, anonymous: bool) -> Value {
+        let mut p = Posture {
+            owner_account: "111122223333".into(),
+            engine_version: Some("OpenSearch_2.11".into()),
+            public_endpoint,
+            vpc_id: (!public_endpoint).then(|| "vpc-1".to_string()),
+            access_policy: Some(normalise_policy(&policy)),
+            access_policy_error: None,
+            policy_reach: String::new(),
+            fine_grained_access_control: fgac,
+            internal_user_database: fgac,
+            anonymous_auth: anonymous,
+            enforce_https: true,
+            tls_policy: Some("Policy-Min-TLS-1-2-2019-07".into()),
+            encryption_at_rest: true,
+            node_to_node_encryption: true,
+            cognito: false,
+            ip_address_type: Some("ipv4".into()),
+            trust: TrustConfig::default(),
+        };
+        p.policy_reach = verdict(&p).reach.as_str().into();
+        serde_json::to_value(p).unwrap()
+    }
+
+    fn open() -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "es:*", "Resource": "arn:aws:es:us-east-1:111122223333:domain/orders/*"}]})
+    }
+    fn own() -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "es:*"}]})
+    }
+    fn foreign() -> Value {
+        json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "999988887777"}, "Action": "es:ESHttpGet"}})
+    }
+
+    fn rules(v: &Value) -> Vec<(String, Severity, bool)> {
+        assess(v)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.rule, f.severity, f.exposed))
+            .collect()
+    }
+
+    #[test]
+    fn assess_table() {
+        let r = |s: &str, sev, e| (s.to_string(), sev, e);
+        let cases: Vec<(&str, Value, Vec<(String, Severity, bool)>)> = vec![
+            ("restricted", posture(own(), true, false, false), vec![]),
+            (
+                "public, no FGAC",
+                posture(open(), true, false, false),
+                vec![r("opensearch.policy.public", Severity::Critical, true)],
+            ),
+            (
+                "public with FGAC: high, not exposed",
+                posture(open(), true, true, false),
+                vec![r("opensearch.policy.public_with_fgac", Severity::High, false)],
+            ),
+            (
+                "public with FGAC and anonymous auth",
+                posture(open(), true, true, true),
+                vec![r("opensearch.fgac.anonymous_auth", Severity::Critical, true)],
+            ),
+            (
+                "open policy inside a VPC",
+                posture(open(), false, false, false),
+                vec![r("opensearch.policy.open_in_vpc", Severity::Low, false)],
+            ),
+            (
+                "anonymous auth in a VPC",
+                posture(own(), false, true, true),
+                vec![r("opensearch.fgac.anonymous_auth", Severity::High, false)],
+            ),
+            (
+                "cross-account",
+                posture(foreign(), true, false, false),
+                vec![r("opensearch.policy.cross_account", Severity::Medium, false)],
+            ),
+            (
+                "http, no encryption",
+                {
+                    let mut p = posture(own(), true, false, false);
+                    p["enforce_https"] = json!(false);
+                    p["encryption_at_rest"] = json!(false);
+                    p["node_to_node_encryption"] = json!(false);
+                    p
+                },
+                vec![
+                    r("opensearch.https.not_enforced", Severity::High, false),
+                    r("opensearch.encryption_at_rest.off", Severity::Medium, false),
+                    r("opensearch.node_to_node.off", Severity::Medium, false),
+                ],
+            ),
+            (
+                "weak TLS policy",
+                {
+                    let mut p = posture(own(), true, false, false);
+                    p["tls_policy"] = json!("Policy-Min-TLS-1-0-2019-07");
+                    p
+                },
+                vec![r("opensearch.tls.weak_policy", Severity::High, false)],
+            ),
+        ];
+        for (name, p, want) in cases {
+            assert_eq!(rules(&p), want, "case: {name}");
+        }
+    }
+
+    #[test]
+    fn critical_message_quotes_the_statement() {
+        let f = assess(&posture(open(), true, false, false)).unwrap();
+        assert!(
+            f[0].message.contains(r#""Principal":{"AWS":["*"]}"#),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn normalisation_makes_spellings_equal() {
+        let a = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "es:*"}});
+        let b = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["es:*"]}]});
+        assert_eq!(normalise_policy(&a), normalise_policy(&b));
+    }
+
+    #[test]
+    fn classify_table() {
+        let d = json!({});
+        let cases: Vec<(&str, Value, Value, ChangeClass, Severity)> = vec![
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("cross-account"),
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/policy_reach",
+                json!("public"),
+                json!("restricted"),
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/anonymous_auth",
+                json!(false),
+                json!(true),
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/fine_grained_access_control",
+                json!(true),
+                json!(false),
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/enforce_https",
+                json!(true),
+                json!(false),
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/tls_policy",
+                json!("Policy-Min-TLS-1-2-2019-07"),
+                json!("Policy-Min-TLS-1-0-2019-07"),
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/encryption_at_rest",
+                json!(true),
+                json!(false),
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/access_policy/Statement/0/Principal/AWS/0",
+                json!("arn:aws:iam::111122223333:root"),
+                json!("*"),
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+        ];
+        for (path, before, after, class, sev) in cases {
+            let got = classify(&FieldChange {
+                path,
+                before: &before,
+                after: &after,
+                before_doc: &d,
+                after_doc: &d,
+            });
+            assert_eq!((got.class, got.severity), (class, sev), "{path}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! RDS instances and Aurora/Multi-AZ clusters: public accessibility, the security groups in
+//! front of the port, storage encryption, IAM authentication.
+
+use super::ec2::{RegionGroups, is_world, rule_covers};
+use super::{Ctx, sdk_error};
+use crate::model::{Classification, Finding, Resource, Severity};
+use crate::sources::{FieldChange, ResourceKind, classify_flag};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const INSTANCE_KIND: ResourceKind = ResourceKind {
+    name: "rds",
+    assess,
+    classify,
+};
+pub const CLUSTER_KIND: ResourceKind = ResourceKind {
+    name: "rds-cluster",
+    assess,
+    classify,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Posture {
+    pub owner_account: String,
+    pub engine: Option<String>,
+    /// `None` for cluster types where AWS does not report it (Aurora: per instance).
+    pub publicly_accessible: Option<bool>,
+    pub port: Option<i32>,
+    pub security_groups: Vec<String>,
+    /// Derived: one of its security groups opens the database port to the internet.
+    pub open_to_world_on_port: bool,
+    pub storage_encrypted: bool,
+    pub iam_auth: bool,
+}
+
+fn world_open(groups: &RegionGroups, ids: &[String], port: Option<i32>) -> bool {
+    let Some(port) = port.and_then(|p| u16::try_from(p).ok()) else {
+        return false;
+    };
+    groups
+        .groups
+        .iter()
+        .filter(|g| ids.contains(&g.id))
+        .flat_map(|g| &g.rules)
+        .any(|r| is_world(&r.source) && rule_covers(r, port))
+}
+
+pub async fn collect(
+    client: &aws_sdk_rds::Client,
+    ctx: &Ctx<'_>,
+    groups: &RegionGroups,
+) -> anyhow::Result<Vec<Resource>> {
+    let mut out = Vec::new();
+    let mut pages = client.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| anyhow::anyhow!("listing DB instances (rds:DescribeDBInstances): {}", sdk_error(&e)))?;
+        for db in page.db_instances() {
+            let Some(id) = db.db_instance_identifier() else {
+                continue;
+            };
+            let mut sgs: Vec<String> = db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+                .collect();
+            sgs.sort();
+            let port = db
+                .endpoint()
+                .and_then(|e| e.port())
+                .or(db.db_instance_port().filter(|p| *p != 0));
+            let p = Posture {
+                owner_account: ctx.account.to_string(),
+                engine: db.engine().map(str::to_string),
+                publicly_accessible: Some(db.publicly_accessible().unwrap_or(false)),
+                port,
+                open_to_world_on_port: world_open(groups, &sgs, port),
+                security_groups: sgs,
+                storage_encrypted: db.storage_encrypted().unwrap_or(false),
+                iam_auth: db.iam_database_authentication_enabled().unwrap_or(false),
+            };
+            out.push(ctx.resource(INSTANCE_KIND.name, id, serde_json::to_value(p)?));
+        }
+    }
+    let mut pages = client.describe_db_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| anyhow::anyhow!("listing DB clusters (rds:DescribeDBClusters): {}", sdk_error(&e)))?;
+        for c in page.db_clusters() {
+            let Some(id) = c.db_cluster_identifier() else { continue };
+            let mut sgs: Vec<String> = c
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+                .collect();
+            sgs.sort();
+            let p = Posture {
+                owner_account: ctx.account.to_string(),
+                engine: c.engine().map(str::to_string),
+                publicly_accessible: c.publicly_accessible(),
+                port: c.port(),
+                open_to_world_on_port: world_open(groups, &sgs, c.port()),
+                security_groups: sgs,
+                storage_encrypted: c.storage_encrypted().unwrap_or(false),
+                iam_auth: c.iam_database_authentication_enabled().unwrap_or(false),
+            };
+            out.push(ctx.resource(CLUSTER_KIND.name, id, serde_json::to_value(p)?));
+        }
+    }
+    Ok(out)
+}
+
+fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+    let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not an rds posture: {e}"))?;
+    let mut out = Vec::new();
+    let port = p.port.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+    match (p.publicly_accessible == Some(true), p.open_to_world_on_port) {
+        (true, true) => out.push(Finding::new(
+            "rds.public.open_to_world",
+            Severity::Critical,
+            false,
+            format!(
+                "The database is publicly accessible and its security group ({}) opens port {port} to the internet: anyone can try passwords against it. \
+                 Set PubliclyAccessible=false (aws rds modify-db-instance --no-publicly-accessible) or close the rule.",
+                p.security_groups.join(", ")
+            ),
+        )),
+        (true, false) => out.push(Finding::new(
+            "rds.publicly_accessible",
+            Severity::High,
+            false,
+            format!(
+                "The database has a public endpoint; only its security groups ({}) keep the internet out of port {port}. Set PubliclyAccessible=false unless it must be public.",
+                p.security_groups.join(", ")
+            ),
+        )),
+        _ => {}
+    }
+    if !p.storage_encrypted {
+        out.push(Finding::new(
+            "rds.storage.unencrypted",
+            Severity::Medium,
+            false,
+            "Storage is not encrypted: snapshots and disks hold the data in clear.",
+        ));
+    }
+    Ok(out)
+}
+
+fn classify(c: &FieldChange<'_>) -> Classification {
+    match crate::diff::top_field(c.path) {
+        "publicly_accessible" | "open_to_world_on_port" => {
+            classify_flag(c.before, c.after, false, Classification::weakened(Severity::High))
+        }
+        "storage_encrypted" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium)),
+        "iam_auth" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Low)),
+        _ => Classification::NEUTRAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangeClass;
+    use serde_json::json;
+
+    fn p(public: Option<bool>, open: bool, enc: bool) -> Value {
+        json!({"owner_account": "1", "engine": "postgres", "publicly_accessible": public, "port": 5432, "security_groups": ["sg-1"],
+               "open_to_world_on_port": open, "storage_encrypted": enc, "iam_auth": false})
+    }
+
+    #[test]
+    fn assess_table() {
+        let cases: Vec<(Value, Vec<(&str, Severity)>)> = vec![
+            (p(Some(false), false, true), vec![]),
+            (p(Some(false), true, true), vec![]),
+            (
+                p(Some(true), false, true),
+                vec![("rds.publicly_accessible", Severity::High)],
+            ),
+            (
+                p(Some(true), true, true),
+                vec![("rds.public.open_to_world", Severity::Critical)],
+            ),
+            (
+                p(None, true, false),
+                vec![("rds.storage.unencrypted", Severity::Medium)],
+            ),
+        ];
+        for (posture, want) in cases {
+            let got: Vec<(String, Severity)> = assess(&posture)
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.rule, f.severity))
+                .collect();
+            let want: Vec<(String, Severity)> = want.into_iter().map(|(r, s)| (r.to_string(), s)).collect();
+            assert_eq!(got, want, "{posture}");
+        }
+    }
+
+    #[test]
+    fn world_open_needs_a_world_rule_on_the_port() {
+        use super::super::ec2::{Group, Rule};
+        let g = |src: &str, from: i32, to: i32| RegionGroups {
+            groups: vec![Group {
+                id: "sg-1".into(),
+                name: "db".into(),
+                vpc_id: None,
+                rules: vec![Rule {
+                    protocol: "tcp".into(),
+                    from_port: Some(from),
+                    to_port: Some(to),
+                    source: src.into(),
+                }],
+            }],
+            attachments: Default::default(),
+        };
+        let ids = vec!["sg-1".to_string()];
+        assert!(world_open(&g("0.0.0.0/0", 5432, 5432), &ids, Some(5432)));
+        assert!(!world_open(&g("10.0.0.0/8", 5432, 5432), &ids, Some(5432)));
+        assert!(!world_open(&g("0.0.0.0/0", 3306, 3306), &ids, Some(5432)));
+        assert!(!world_open(
+            &g("0.0.0.0/0", 5432, 5432),
+            &["sg-2".to_string()],
+            Some(5432)
+        ));
+    }
+
+    #[test]
+    fn classify_table() {
+        let d = json!({});
+        let cases = [
+            ("/publicly_accessible", json!(false), json!(true), ChangeClass::Weakened),
+            (
+                "/open_to_world_on_port",
+                json!(false),
+                json!(true),
+                ChangeClass::Weakened,
+            ),
+            (
+                "/publicly_accessible",
+                json!(true),
+                json!(false),
+                ChangeClass::Strengthened,
+            ),
+            ("/storage_encrypted", json!(true), json!(false), ChangeClass::Weakened),
+            ("/engine", json!("postgres"), json!("mysql"), ChangeClass::Neutral),
+        ];
+        for (path, before, after, class) in cases {
+            let got = classify(&FieldChange {
+                path,
+                before: &before,
+                after: &after,
+                before_doc: &d,
+                after_doc: &d,
+            });
+            assert_eq!(got.class, class, "{path}");
+        }
+    }
+}
