@@ -192,6 +192,66 @@ pub fn wait_mail(dir: &Path, prefix: &str, timeout: Duration) -> serde_json::Val
     })
 }
 
+// ---- AWS (moto) ------------------------------------------------------------------------------
+
+/// A moto server on its own loopback port: every AWS API lockwatch calls, with state in memory.
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+    pub proc: Proc,
+}
+
+impl Moto {
+    pub fn start(dir: &Path) -> Moto {
+        let server = python().with_file_name("moto_server");
+        need("moto_server (the test venv's moto[server])", &server);
+        let port = free_port();
+        let mut cmd = Command::new(server);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut proc = Proc::spawn("moto_server", &mut cmd, dir.join(unique("moto", "log")));
+        wait_for("moto to answer", Duration::from_secs(60), || {
+            if !proc.is_running() {
+                panic!("moto_server exited: {}", proc.log_text());
+            }
+            http_get(port, "/moto-api/").map(|_| ())
+        });
+        Moto {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            proc,
+        }
+    }
+
+    /// Run one tests/support/aws_fixture.py action; its JSON output.
+    pub fn call(&self, account: &str, region: &str, action: &str, args: &[&str]) -> serde_json::Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws_fixture.py");
+        let out = Command::new(python())
+            .arg(script)
+            .args([&self.endpoint, account, region, action])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aws_fixture {action} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("aws_fixture output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// Dummy credentials for moto, and nothing from the machine's own AWS configuration.
+pub fn aws_test_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+}
+
 // ---- Redis ----------------------------------------------------------------------------------
 
 pub struct Redis {
@@ -422,6 +482,7 @@ impl Lockwatch {
             .arg(config)
             .arg("run")
             .env("LOCKWATCH_LOG", "info,lockwatch=debug");
+        aws_test_env(&mut cmd);
         let mut proc = Proc::spawn("lockwatch", &mut cmd, log);
         wait_for("lockwatch's metrics endpoint", Duration::from_secs(30), || {
             if !proc.is_running() {
@@ -449,12 +510,9 @@ impl Lockwatch {
 }
 
 pub fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(lockwatch_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(lockwatch_bin());
+    cmd.arg("--config").arg(config).args(args);
+    let out = aws_test_env(&mut cmd).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

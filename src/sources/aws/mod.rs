@@ -303,6 +303,8 @@ impl Source for AwsSource {
                 all.resources.extend(p.resources);
                 all.failed.extend(p.failed);
             }
+            all.resources.sort_by(|a, b| a.id.cmp(&b.id));
+            all.failed.sort_by(|a, b| a.scope.cmp(&b.scope));
             Ok(all)
         })
     }

@@ -148,7 +148,10 @@ fn posture_of(d: &aws_sdk_opensearch::types::DomainStatus, ctx: &Ctx<'_>) -> Pos
     let mut p = Posture {
         owner_account: ctx.account.to_string(),
         engine_version: d.engine_version().map(str::to_string),
-        public_endpoint: d.vpc_options().is_none_or(|v| v.vpc_id().is_none()),
+        // AWS omits VPC options for internet-facing domains; any VPC options mean no public endpoint.
+        public_endpoint: d
+            .vpc_options()
+            .is_none_or(|v| v.vpc_id().is_none() && v.subnet_ids().is_empty()),
         vpc_id: d.vpc_options().and_then(|v| v.vpc_id()).map(str::to_string),
         access_policy,
         access_policy_error,
@@ -256,7 +259,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
                 quote(&v)
             ),
         )),
-        Reach::Public if !p.anonymous_auth => out.push(Finding::new(
+        Reach::Public => out.push(Finding::new(
             "opensearch.policy.public_with_fgac",
             Severity::High,
             false,
@@ -426,7 +429,10 @@ mod tests {
             (
                 "public with FGAC and anonymous auth",
                 posture(open(), true, true, true),
-                vec![r("opensearch.fgac.anonymous_auth", Severity::Critical, true)],
+                vec![
+                    r("opensearch.fgac.anonymous_auth", Severity::Critical, true),
+                    r("opensearch.policy.public_with_fgac", Severity::High, false),
+                ],
             ),
             (
                 "open policy inside a VPC",

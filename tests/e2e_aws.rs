@@ -1,0 +1,334 @@
+//! End to end against a real moto server: the daemon watches OpenSearch domains, security groups
+//! and RDS, emails CRITICAL within a cycle when protection goes, RESOLVED when it is back.
+
+mod support;
+use std::time::Duration;
+use support::*;
+
+const ACCOUNT: &str = "123456789012";
+const OWN: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"es:*","Resource":"arn:aws:es:us-east-1:123456789012:domain/orders/*"}]}"#;
+const OPEN: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"wide-open","Effect":"Allow","Principal":"*","Action":"es:*","Resource":"arn:aws:es:us-east-1:123456789012:domain/orders/*"}]}"#;
+
+fn aws_source(name: &str, moto: &Moto, regions: &str, extra: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"aws\"\nname = \"{name}\"\nregions = {regions}\nendpoint_url = \"{}\"\ntimeout = \"20s\"\n{extra}\n",
+        moto.endpoint
+    )
+}
+
+struct Rig {
+    _tmp: tempfile::TempDir,
+    moto: Moto,
+    smtp: Smtp,
+    lw: Option<Lockwatch>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let tmp = tempfile::tempdir().unwrap();
+        let moto = Moto::start(tmp.path());
+        let smtp = Smtp::start(free_port(), tmp.path());
+        Rig {
+            _tmp: tmp,
+            moto,
+            smtp,
+            lw: None,
+        }
+    }
+    fn start(&mut self, sources: &str) -> &Lockwatch {
+        let port = free_port();
+        let cfg = write_config(self._tmp.path(), port, self.smtp.port, sources);
+        self.lw = Some(Lockwatch::start(&cfg, port));
+        self.lw.as_ref().unwrap()
+    }
+    fn lw(&self) -> &Lockwatch {
+        self.lw.as_ref().unwrap()
+    }
+    fn wait_cycle_with(&self, id: &str) {
+        wait_for(&format!("a cycle that records {id}"), Duration::from_secs(60), || {
+            self.lw().metrics().contains(id).then_some(())
+        });
+    }
+    fn mail(&self, prefix: &str) -> serde_json::Value {
+        wait_mail(&self.smtp.dir, prefix, Duration::from_secs(60))
+    }
+    fn count(&self, prefix: &str) -> usize {
+        self.smtp
+            .mails()
+            .iter()
+            .filter(|m| m["subject"].as_str().unwrap_or("").starts_with(prefix))
+            .count()
+    }
+}
+
+#[test]
+fn opensearch_policy_opened_to_everyone_then_restored() {
+    let mut rig = Rig::new();
+    rig.moto.call(ACCOUNT, "us-east-1", "domain", &["orders", OWN]);
+    rig.start(&aws_source(
+        "prod",
+        &rig.moto,
+        "[\"us-east-1\"]",
+        "services = [\"opensearch\"]",
+    ));
+    let id = format!("prod/opensearch/{ACCOUNT}/us-east-1/orders");
+    rig.wait_cycle_with(&id);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        rig.smtp.mails().is_empty(),
+        "a restricted domain must not alert: {:?}",
+        rig.smtp.mails()
+    );
+
+    rig.moto.call(ACCOUNT, "us-east-1", "policy", &["orders", OPEN]);
+    let alert = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
+    let text = alert["text"].as_str().unwrap();
+    assert!(text.contains("opensearch.policy.public"), "{text}");
+    assert!(text.contains("weakened /policy_reach: restricted → public"), "{text}");
+    assert!(
+        text.contains(r#""Sid":"wide-open""#),
+        "the alert quotes the statement that opened the domain: {text}"
+    );
+    let exposed = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"prod\"}}");
+    wait_for("exposed = 1", Duration::from_secs(20), || {
+        (metric(&rig.lw().metrics(), &exposed) == Some(1.0)).then_some(())
+    });
+
+    rig.moto.call(ACCOUNT, "us-east-1", "policy", &["orders", OWN]);
+    let resolved = rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+    assert_eq!(resolved["in_reply_to"], alert["message_id"]);
+    wait_for("exposed = 0", Duration::from_secs(20), || {
+        (metric(&rig.lw().metrics(), &exposed) == Some(0.0)).then_some(())
+    });
+    let (_, history, _) = rig.lw().cli(&["history", &id]);
+    assert!(
+        history.contains("/policy_reach: restricted → public")
+            && history.contains("/policy_reach: public → restricted"),
+        "{history}"
+    );
+}
+
+#[test]
+fn anonymous_auth_and_https_enforcement() {
+    let mut rig = Rig::new();
+    rig.moto.call(ACCOUNT, "us-east-1", "domain", &["search", OPEN, "fgac"]);
+    rig.start(&aws_source(
+        "prod",
+        &rig.moto,
+        "[\"us-east-1\"]",
+        "services = [\"opensearch\"]",
+    ));
+    let id = format!("prod/opensearch/{ACCOUNT}/us-east-1/search");
+    // An open policy with FGAC is AWS's recommended shape: HIGH, not exposed, not critical.
+    let first = rig.mail(&format!("[lockwatch] HIGH {id}"));
+    assert!(
+        first["text"]
+            .as_str()
+            .unwrap()
+            .contains("opensearch.policy.public_with_fgac"),
+        "{}",
+        first["text"]
+    );
+
+    rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "on"]);
+    let crit = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
+    assert!(
+        crit["text"]
+            .as_str()
+            .unwrap()
+            .contains("opensearch.fgac.anonymous_auth"),
+        "{}",
+        crit["text"]
+    );
+    rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "off"]);
+    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+
+    rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "off"]);
+    wait_for("an alert about HTTPS", Duration::from_secs(60), || {
+        rig.smtp.mails().into_iter().find(|m| {
+            m["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("opensearch.https.not_enforced")
+        })
+    });
+    rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "on"]);
+    wait_for("a second RESOLVED", Duration::from_secs(60), || {
+        (rig.count(&format!("[lockwatch] RESOLVED {id}")) == 2).then_some(())
+    });
+}
+
+#[test]
+fn security_group_opened_on_9200_in_front_of_a_public_instance() {
+    let mut rig = Rig::new();
+    let sg = rig.moto.call(ACCOUNT, "us-east-1", "sg", &["search-nodes"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rig.moto.call(ACCOUNT, "us-east-1", "instance", &[&sg]);
+    rig.start(&aws_source(
+        "prod",
+        &rig.moto,
+        "[\"us-east-1\"]",
+        "services = [\"ec2\"]",
+    ));
+    let id = format!("prod/security-group/{ACCOUNT}/us-east-1/{sg}");
+    rig.wait_cycle_with(&id);
+
+    rig.moto.call(ACCOUNT, "us-east-1", "open", &[&sg, "9200"]);
+    let alert = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
+    let text = alert["text"].as_str().unwrap();
+    assert!(text.contains("ec2.sg.datastore_open_to_world"), "{text}");
+    assert!(
+        text.contains("Elasticsearch/OpenSearch 9200 from 0.0.0.0/0") && text.contains("(public IP)"),
+        "{text}"
+    );
+
+    rig.moto.call(ACCOUNT, "us-east-1", "close", &[&sg, "9200"]);
+    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+}
+
+#[test]
+fn rds_instance_made_publicly_accessible() {
+    let mut rig = Rig::new();
+    let sg = rig.moto.call(ACCOUNT, "eu-west-1", "sg", &["db"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rig.moto.call(ACCOUNT, "eu-west-1", "rds", &["orders-db", &sg]);
+    rig.start(&aws_source(
+        "prod",
+        &rig.moto,
+        "[\"eu-west-1\"]",
+        "services = [\"rds\"]",
+    ));
+    let id = format!("prod/rds/{ACCOUNT}/eu-west-1/orders-db");
+    rig.wait_cycle_with(&id);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(rig.count("[lockwatch]"), 0, "{:?}", rig.smtp.mails());
+
+    rig.moto.call(ACCOUNT, "eu-west-1", "rds-public", &["orders-db", "on"]);
+    let high = rig.mail(&format!("[lockwatch] HIGH {id}"));
+    assert!(
+        high["text"].as_str().unwrap().contains("rds.publicly_accessible"),
+        "{}",
+        high["text"]
+    );
+    // Its security group then opens the port to the world: critical.
+    rig.moto.call(ACCOUNT, "eu-west-1", "open", &[&sg, "5432"]);
+    let crit = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
+    assert!(
+        crit["text"].as_str().unwrap().contains("rds.public.open_to_world"),
+        "{}",
+        crit["text"]
+    );
+    rig.moto.call(ACCOUNT, "eu-west-1", "close", &[&sg, "5432"]);
+    rig.moto.call(ACCOUNT, "eu-west-1", "rds-public", &["orders-db", "off"]);
+    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+}
+
+#[test]
+fn two_accounts_two_regions_and_a_failing_region() {
+    let mut rig = Rig::new();
+    rig.moto.call(ACCOUNT, "us-east-1", "domain", &["alpha", OWN]);
+    rig.moto.call("222222222222", "eu-west-1", "domain", &["beta", OPEN]);
+    let sources = aws_source(
+        "acct-a",
+        &rig.moto,
+        "[\"us-east-1\", \"eu-west-1\"]",
+        "services = [\"opensearch\"]",
+    ) + &aws_source(
+        "acct-b",
+        &rig.moto,
+        "[\"us-east-1\", \"eu-west-1\", \"ap-nowhere-1\"]",
+        "services = [\"opensearch\"]\nassume_role_arn = \"arn:aws:iam::222222222222:role/lockwatch-reader\"\nexternal_id = \"x-123\"",
+    );
+    rig.start(&sources);
+    let a = format!("acct-a/opensearch/{ACCOUNT}/us-east-1/alpha");
+    let b = "acct-b/opensearch/222222222222/eu-west-1/beta".to_string();
+    rig.wait_cycle_with(&a);
+    rig.wait_cycle_with(&b);
+    // The open domain in the other account alerts although one of that source's regions fails.
+    let crit = rig.mail(&format!("[lockwatch] CRITICAL {b}"));
+    assert!(crit["text"].as_str().unwrap().contains("opensearch.policy.public"));
+    let m = rig.lw().metrics();
+    assert!(
+        metric(&m, "lockwatch_scan_errors_total{source=\"acct-b\"}").unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "lockwatch_scan_errors_total{source=\"acct-a\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(!m.contains("ap-nowhere-1/"), "a failing region yields no resources");
+
+    let (code, out, _) = rig.lw().cli(&["scan", "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["source"], "acct-b");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("ap-nowhere-1"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn scan_json_lists_every_exposed_resource_and_no_other() {
+    let rig = Rig::new();
+    let m = &rig.moto;
+    m.call(ACCOUNT, "us-east-1", "domain", &["open-no-fgac", OPEN]);
+    m.call(ACCOUNT, "us-east-1", "domain", &["open-with-fgac", OPEN, "fgac"]);
+    m.call(ACCOUNT, "us-east-1", "domain", &["closed", OWN]);
+    m.call(ACCOUNT, "us-east-1", "domain", &["open-in-vpc", OPEN, "vpc"]);
+    let public_sg = m.call(ACCOUNT, "us-east-1", "sg", &["public"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.call(ACCOUNT, "us-east-1", "instance", &[&public_sg]);
+    m.call(ACCOUNT, "us-east-1", "open", &[&public_sg, "27017"]);
+    let idle_sg = m.call(ACCOUNT, "us-east-1", "sg", &["idle"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.call(ACCOUNT, "us-east-1", "open", &[&idle_sg, "6379"]);
+    m.call(ACCOUNT, "us-east-1", "rds", &["db-private", &idle_sg]);
+    let cfg = write_config(
+        rig._tmp.path(),
+        free_port(),
+        rig.smtp.port,
+        &aws_source("prod", m, "[\"us-east-1\"]", ""),
+    );
+    let (code, out, err) = cli(&cfg, &["scan", "--format", "json", "--fail-on", "critical"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{}", v["errors"]);
+    let mut exposed: Vec<&str> = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["exposed"] == true)
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    exposed.sort();
+    let mut want = vec![
+        format!("prod/opensearch/{ACCOUNT}/us-east-1/open-no-fgac"),
+        format!("prod/security-group/{ACCOUNT}/us-east-1/{public_sg}"),
+    ];
+    want.sort();
+    assert_eq!(exposed, want);
+    let ids: Vec<&str> = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for expected in ["open-with-fgac", "closed", "open-in-vpc", "db-private", &idle_sg] {
+        assert!(
+            ids.iter().any(|i| i.ends_with(expected)),
+            "{expected} missing from {ids:?}"
+        );
+    }
+}
