@@ -31,14 +31,14 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 fi
 id postgres >/dev/null 2>&1 || { echo "no 'postgres' user after installing postgresql" >&2; exit 2; }
 
-# --- Python venv for the SMTP server (aiosmtpd) ------------------------------------------------
-if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd' 2>/dev/null; then
-  echo "== creating Python venv $LOCKWATCH_VENV (aiosmtpd)"
-  python3 -m venv "$LOCKWATCH_VENV" 2>/dev/null || {
+# --- Python venv: a real SMTP server (aiosmtpd) and a real AWS API (moto_server) -------------
+if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd, moto.server, boto3' 2>/dev/null || [ ! -x "$LOCKWATCH_VENV/bin/moto_server" ]; then
+  echo "== preparing Python venv $LOCKWATCH_VENV (aiosmtpd, moto[server])"
+  [ -x "$LOCKWATCH_TEST_PYTHON" ] || python3 -m venv "$LOCKWATCH_VENV" 2>/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$LOCKWATCH_VENV"
   }
-  "$LOCKWATCH_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+  "$LOCKWATCH_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'moto[server]==5.2.5'
 fi
 
 # --- Rust ------------------------------------------------------------------------------------
