@@ -295,6 +295,8 @@ fn scan_json_lists_every_exposed_resource_and_no_other() {
         .to_string();
     m.call(ACCOUNT, "us-east-1", "open", &[&idle_sg, "6379"]);
     m.call(ACCOUNT, "us-east-1", "rds", &["db-private", &idle_sg]);
+    m.call(ACCOUNT, "us-east-1", "aurora", &["aurora-plain"]);
+    m.call(ACCOUNT, "us-east-1", "domain", &["legacy-es", OPEN, "es7"]);
     let cfg = write_config(
         rig._tmp.path(),
         free_port(),
@@ -314,6 +316,7 @@ fn scan_json_lists_every_exposed_resource_and_no_other() {
         .collect();
     exposed.sort();
     let mut want = vec![
+        format!("prod/opensearch/{ACCOUNT}/us-east-1/legacy-es"),
         format!("prod/opensearch/{ACCOUNT}/us-east-1/open-no-fgac"),
         format!("prod/security-group/{ACCOUNT}/us-east-1/{public_sg}"),
     ];
@@ -331,4 +334,17 @@ fn scan_json_lists_every_exposed_resource_and_no_other() {
             "{expected} missing from {ids:?}"
         );
     }
+    let find = |suffix: &str| {
+        v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"].as_str().unwrap().ends_with(suffix))
+            .cloned()
+    };
+    let aurora = find("/rds-cluster/123456789012/us-east-1/aurora-plain").expect("the Aurora cluster is listed");
+    assert_eq!(aurora["kind"], "rds-cluster");
+    assert_eq!(aurora["findings"][0]["rule"], "rds.storage.unencrypted");
+    let legacy = find("/legacy-es").expect("the legacy Elasticsearch domain is listed");
+    assert_eq!(legacy["findings"][0]["rule"], "opensearch.policy.public");
 }

@@ -33,7 +33,8 @@ def main():
         if "vpc" in flags:
             subnet = ec2().describe_subnets()["Subnets"][0]["SubnetId"]
             extra["VPCOptions"] = {"SubnetIds": [subnet]}
-        os_().create_domain(DomainName=name, EngineVersion="OpenSearch_2.11", AccessPolicies=policy,
+        engine = "Elasticsearch_7.10" if "es7" in flags else "OpenSearch_2.11"
+        os_().create_domain(DomainName=name, EngineVersion=engine, AccessPolicies=policy,
                             DomainEndpointOptions={"EnforceHTTPS": True, "TLSSecurityPolicy": "Policy-Min-TLS-1-2-2019-07"},
                             EncryptionAtRestOptions={"Enabled": True}, NodeToNodeEncryptionOptions={"Enabled": True}, **extra)
         out["name"] = name
@@ -66,6 +67,10 @@ def main():
         rds().create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro", Engine="postgres",
                                  MasterUsername="admin", MasterUserPassword="passw0rd-x", AllocatedStorage=20,
                                  PubliclyAccessible=False, VpcSecurityGroupIds=[sg], Port=5432, StorageEncrypted=True)
+    elif action == "aurora":
+        (ident,) = args
+        rds().create_db_cluster(DBClusterIdentifier=ident, Engine="aurora-postgresql", MasterUsername="admin",
+                                MasterUserPassword="passw0rd-x", StorageEncrypted=False)
     elif action == "rds-public":
         ident, state = args
         rds().modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=state == "on", ApplyImmediately=True)
