@@ -28,6 +28,7 @@ struct RawDaemon {
     schedule: Option<toml::Spanned<String>>,
     state_dir: Option<PathBuf>,
     metrics_listen: Option<toml::Spanned<String>>,
+    blind_after: Option<toml::Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,10 +103,14 @@ pub struct Config {
     pub schedule_text: String,
     pub state_dir: PathBuf,
     pub metrics_listen: std::net::SocketAddr,
+    /// Consecutive failed cycles after which a source raises `lockwatch.source.blind`.
+    pub blind_after: u32,
     pub remind_every: Duration,
     pub min_severity: Severity,
     pub email: Option<Email>,
     pub sources: Vec<SourceEntry>,
+    /// Things worth fixing that do not stop lockwatch (printed by check-config, logged by run).
+    pub warnings: Vec<String>,
 }
 
 /// A configuration error: where, what, and what to do.
@@ -129,6 +134,19 @@ impl std::error::Error for ConfigError {}
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Does any `url`-like value in the config carry a password?
+fn holds_inline_password(text: &str) -> bool {
+    fn walk(v: &toml::Value) -> bool {
+        match v {
+            toml::Value::String(s) => url::Url::parse(s).is_ok_and(|u| u.password().is_some()),
+            toml::Value::Array(a) => a.iter().any(walk),
+            toml::Value::Table(t) => t.values().any(walk),
+            _ => false,
+        }
+    }
+    text.parse::<toml::Table>().is_ok_and(|t| t.values().any(walk))
 }
 
 /// The line of `key = ...` inside the table that starts at `start`, up to the next header.
@@ -155,7 +173,18 @@ impl Config {
             line: None,
             message: format!("cannot read the config file: {e} (pass --config PATH or set LOCKWATCH_CONFIG)"),
         })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse(path, &text)?;
+        use std::os::unix::fs::PermissionsExt;
+        let world_readable = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o004 != 0)
+            .unwrap_or(false);
+        if world_readable && holds_inline_password(&text) {
+            config.warnings.push(format!(
+                "{} is readable by every user and holds a password in a URL: chmod 640 it, or move the password to password_file",
+                path.display()
+            ));
+        }
+        Ok(config)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -195,6 +224,13 @@ impl Config {
             })?,
         };
 
+        let blind_after = match &raw.daemon.blind_after {
+            None => 3,
+            Some(b) if *b.get_ref() == 0 => {
+                return Err(err(Some(b.span()), "blind_after must be at least 1 (cycles)".into()));
+            }
+            Some(b) => *b.get_ref(),
+        };
         let remind_every = match &raw.alerts.remind_every {
             None => Duration::from_secs(4 * 3600),
             Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
@@ -299,10 +335,12 @@ impl Config {
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/lockwatch")),
             metrics_listen,
+            blind_after,
             remind_every,
             min_severity,
             email,
             sources,
+            warnings: Vec::new(),
         })
     }
 
@@ -419,6 +457,37 @@ mod tests {
             assert_eq!(e.line, Some(line), "{text} → {e}");
             assert!(e.to_string().contains(needle), "{text} → {e}");
             assert!(e.to_string().starts_with("lockwatch.toml:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn world_readable_config_with_a_password_warns() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let cases = [
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://:pw@h:1\"\n",
+                0o644,
+                true,
+            ),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://:pw@h:1\"\n",
+                0o640,
+                false,
+            ),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://h:1\"\n",
+                0o644,
+                false,
+            ),
+        ];
+        for (text, mode, warns) in cases {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let c = Config::load(&path).unwrap();
+            assert_eq!(!c.warnings.is_empty(), warns, "{text} {mode:o}");
+            assert!(c.warnings.iter().all(|w| !w.contains("pw@")));
         }
     }
 

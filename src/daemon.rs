@@ -69,6 +69,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for s in &config.sources {
         metrics.last_success.with_label_values(&[&s.name]).set(now as f64);
         metrics.scan_errors.with_label_values(&[&s.name]).inc_by(0);
+        metrics.source_blind.with_label_values(&[&s.name]).set(0);
+        metrics.source_failures.with_label_values(&[&s.name]).set(0);
     }
     let period = config
         .schedule
@@ -91,6 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut engine = Engine::new(store, config.sources.iter().map(|s| s.name.clone()).collect())?;
     engine.min_severity = config.min_severity;
+    engine.blind_after = config.blind_after;
     engine.remind_every_secs = config.remind_every.as_secs() as i64;
     engine.config_path = std::path::absolute(&config.path).unwrap_or(config.path.clone());
     engine.email = config.email.clone();

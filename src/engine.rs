@@ -51,8 +51,28 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
     .await
 }
 
+pub const BLIND_RULE: &str = "lockwatch.source.blind";
+
+/// The alert subject for a source lockwatch cannot read.
+pub fn blind_resource_id(source: &str) -> String {
+    format!("lockwatch/source/{source}")
+}
+
+/// What a notice email needs besides the alert plan.
+struct MailBits<'a> {
+    kind: &'a str,
+    changes: &'a [crate::model::Change],
+    exposed: bool,
+    about_posture: bool,
+    preface: Option<String>,
+    detected_at: chrono::DateTime<chrono::Utc>,
+}
+
 pub struct Engine {
     store: Store,
+    /// (consecutive failed cycles, last error) per source.
+    failures: HashMap<String, (u32, String)>,
+    pub blind_after: u32,
     known: HashMap<String, Known>,
     open: HashMap<String, Vec<alerting::OpenAlert>>,
     seen_version: i64,
@@ -75,6 +95,8 @@ pub struct CycleSummary {
 impl Engine {
     pub fn new(store: Store, configured: HashSet<String>) -> anyhow::Result<Engine> {
         let mut e = Engine {
+            failures: HashMap::new(),
+            blind_after: 3,
             known: HashMap::new(),
             open: HashMap::new(),
             seen_version: -1,
@@ -93,8 +115,71 @@ impl Engine {
     fn reload(&mut self) -> anyhow::Result<()> {
         self.known = self.store.load_known()?;
         self.open = self.store.load_open_alerts()?;
+        self.failures = self.store.source_failures()?;
         self.seen_version = self.store.data_version()?;
         Ok(())
+    }
+
+    /// Record a plan's alert-state changes in `w` and queue its email, if it has one.
+    fn record(
+        &self,
+        w: &mut CycleWrites,
+        id: &str,
+        plan: &alerting::Plan,
+        was_open: &[alerting::OpenAlert],
+        bits: MailBits<'_>,
+    ) {
+        w.opened.extend(plan.opened.iter().map(|c| (id.to_string(), c.clone())));
+        w.updated.extend(
+            plan.escalated
+                .iter()
+                .chain(&plan.updated)
+                .map(|c| (id.to_string(), c.clone())),
+        );
+        w.resolved
+            .extend(plan.resolved.iter().map(|o| (id.to_string(), o.rule.clone())));
+        let Some(notice) = plan.notice else { return };
+        if notice != Notice::Resolved {
+            w.notified.push(id.to_string());
+        }
+        let new: Vec<alerting::Condition> = plan.opened.iter().chain(&plan.escalated).cloned().collect();
+        let mut still_open = plan.still_open.clone();
+        still_open.extend(
+            was_open
+                .iter()
+                .filter(|o| plan.updated.iter().any(|u| u.rule == o.rule))
+                .cloned(),
+        );
+        let mut rendered = mail::render(&MailContext {
+            resource_id: id,
+            kind: bits.kind,
+            notice,
+            detected_at: bits.detected_at,
+            new: &new,
+            still_open: &still_open,
+            resolved: &plan.resolved,
+            changes: bits.changes,
+            exposed: bits.exposed,
+            config_path: &self.config_path,
+            about_posture: bits.about_posture,
+        });
+        if let Some(p) = bits.preface {
+            rendered.text = p + &rendered.text;
+        }
+        tracing::info!(resource = %id, subject = %rendered.subject, "alert queued");
+        w.mails.push(NewMail {
+            resource_id: id.to_string(),
+            kind: match notice {
+                Notice::Alert(_) => "alert",
+                Notice::Reminder(_) => "reminder",
+                Notice::Resolved => "resolved",
+            }
+            .into(),
+            subject: rendered.subject,
+            body_text: rendered.text,
+            body_html: rendered.html,
+            message_id: mail::new_message_id(self.email.as_ref()),
+        });
     }
 
     pub fn apply(&mut self, now: i64, collected: Vec<Collected>) -> anyhow::Result<CycleSummary> {
@@ -214,59 +299,81 @@ impl Engine {
             {
                 drift_events.push((k.source.clone(), sev));
             }
-            w.opened.extend(plan.opened.iter().map(|c| (id.clone(), c.clone())));
-            w.updated.extend(
-                plan.escalated
-                    .iter()
-                    .chain(&plan.updated)
-                    .map(|c| (id.clone(), c.clone())),
-            );
-            w.resolved
-                .extend(plan.resolved.iter().map(|o| (id.clone(), o.rule.clone())));
-            let Some(notice) = plan.notice else { continue };
-            if notice != Notice::Resolved {
-                w.notified.push(id.clone());
-            }
-            let new: Vec<alerting::Condition> = plan.opened.iter().chain(&plan.escalated).cloned().collect();
-            let mut still_open = plan.still_open.clone();
-            still_open.extend(
-                was_open
-                    .iter()
-                    .filter(|o| plan.updated.iter().any(|u| u.rule == o.rule))
-                    .cloned(),
-            );
-            let mut rendered = mail::render(&MailContext {
-                resource_id: id,
-                kind: &k.kind,
-                notice,
-                detected_at,
-                new: &new,
-                still_open: &still_open,
-                resolved: &plan.resolved,
-                changes: &eval.changes,
-                exposed: eval.exposed,
-                config_path: &self.config_path,
+            let preface = is_gone.then(|| {
+                format!(
+                    "{id} is no longer reported by source {}: the source answered and this resource was not in it (deleted or renamed).\n\n",
+                    k.source
+                )
             });
-            if is_gone {
-                rendered.text = format!(
-                    "{id} is no longer reported by source {}: the source answered and this resource was not in it (deleted or renamed).\n\n{}",
-                    k.source, rendered.text
-                );
-            }
-            tracing::info!(resource = %id, subject = %rendered.subject, "alert queued");
-            w.mails.push(NewMail {
-                resource_id: id.clone(),
-                kind: match notice {
-                    Notice::Alert(_) => "alert",
-                    Notice::Reminder(_) => "reminder",
-                    Notice::Resolved => "resolved",
-                }
-                .into(),
-                subject: rendered.subject,
-                body_text: rendered.text,
-                body_html: rendered.html,
-                message_id: mail::new_message_id(self.email.as_ref()),
-            });
+            self.record(
+                &mut w,
+                id,
+                &plan,
+                was_open,
+                MailBits {
+                    kind: &k.kind,
+                    changes: &eval.changes,
+                    exposed: eval.exposed,
+                    about_posture: true,
+                    preface,
+                    detected_at,
+                },
+            );
+        }
+
+        // Blindness: a source that keeps failing is itself an alert.
+        for c in &collected {
+            let failed = match &c.result {
+                Err(e) => Some(e.clone()),
+                Ok(coll) if !coll.failed.is_empty() => Some(
+                    coll.failed
+                        .iter()
+                        .map(|f| f.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Ok(_) => None,
+            };
+            let entry = self.failures.entry(c.source.clone()).or_default();
+            *entry = match failed {
+                Some(msg) => (entry.0 + 1, msg),
+                None => (0, String::new()),
+            };
+        }
+        let mut sources: Vec<&String> = self.configured.iter().collect();
+        sources.sort();
+        for source in sources {
+            let (count, last_error) = self.failures.get(source).cloned().unwrap_or_default();
+            let id = blind_resource_id(source);
+            let conds = if count >= self.blind_after {
+                vec![alerting::Condition {
+                    rule: BLIND_RULE.into(),
+                    severity: Severity::High,
+                    message: format!(
+                        "lockwatch has failed to read source {source} for {} or more cycles in a row: it cannot see whether \
+                         protection changes there. Its resources keep their last known state. Last error: {last_error}",
+                        self.blind_after
+                    ),
+                }]
+            } else {
+                vec![]
+            };
+            let was_open = self.open.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+            let plan = alerting::plan(&conds, was_open, now, self.remind_every_secs);
+            self.record(
+                &mut w,
+                &id,
+                &plan,
+                was_open,
+                MailBits {
+                    kind: "source",
+                    changes: &[],
+                    exposed: false,
+                    about_posture: false,
+                    preface: None,
+                    detected_at,
+                },
+            );
         }
         summary.mails = w.mails.len();
 
@@ -286,6 +393,12 @@ impl Engine {
                     }
                     _ => m.scan_errors.with_label_values(&[&c.source]).inc(),
                 }
+            }
+            for (source, (count, _)) in &self.failures {
+                m.source_failures.with_label_values(&[source]).set(*count as i64);
+                m.source_blind
+                    .with_label_values(&[source])
+                    .set((*count >= self.blind_after) as i64);
             }
             m.resources.reset();
             for ((source, kind), n) in resource_counts {
@@ -403,14 +516,54 @@ mod tests {
             let s = e.apply(t, failed()).unwrap();
             assert_eq!(s.failed_sources, 1);
         }
-        assert_eq!(mails(&e).len(), 1, "no RESOLVED while blind: {:?}", subjects(&e));
+        // The only new mail is the blindness alert: no RESOLVED while blind.
+        assert_eq!(
+            subjects(&e)[1..],
+            ["[lockwatch] HIGH lockwatch/source/cache".to_string()],
+            "{:?}",
+            subjects(&e)
+        );
         assert!(!e.known["cache/redis/a:1"].deleted);
         assert_eq!(e.open["cache/redis/a:1"].len(), 2, "auth.disabled and drift stay open");
-        // When it answers again and is still open, nothing new is sent; when fixed, RESOLVED.
+        // When it answers again and is still open: only the blindness resolves.
         e.apply(10, ok(vec![res("a:1", posture(true, true))])).unwrap();
-        assert_eq!(mails(&e).len(), 1);
+        assert_eq!(
+            subjects(&e)[2..],
+            ["[lockwatch] RESOLVED lockwatch/source/cache".to_string()]
+        );
         e.apply(11, ok(vec![res("a:1", posture(false, true))])).unwrap();
-        assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED cache/redis/a:1");
+        assert_eq!(subjects(&e)[3], "[lockwatch] RESOLVED cache/redis/a:1");
+    }
+
+    #[test]
+    fn blindness_after_blind_after_cycles_and_it_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.blind_after = 3;
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, failed()).unwrap();
+        e.apply(2, failed()).unwrap();
+        assert!(mails(&e).is_empty(), "two failures are not blindness yet");
+        // A restart in the middle keeps the count.
+        let mut e = engine(dir.path());
+        e.blind_after = 3;
+        e.apply(3, failed()).unwrap();
+        let m = mails(&e);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].subject, "[lockwatch] HIGH lockwatch/source/cache");
+        assert!(
+            m[0].body_text.contains("lockwatch.source.blind") && m[0].body_text.contains("connection refused"),
+            "{}",
+            m[0].body_text
+        );
+        assert!(
+            !m[0].body_text.contains("baseline accept"),
+            "no baseline advice for blindness"
+        );
+        e.apply(4, failed()).unwrap();
+        assert_eq!(mails(&e).len(), 1, "one alert, not one per cycle");
+        e.apply(5, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED lockwatch/source/cache");
     }
 
     #[test]

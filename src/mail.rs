@@ -20,6 +20,8 @@ pub struct MailContext<'a> {
     pub changes: &'a [Change],
     pub exposed: bool,
     pub config_path: &'a Path,
+    /// Whether `baseline accept` applies (not for lockwatch's own alerts, such as blindness).
+    pub about_posture: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,11 +48,13 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
     let when = c.detected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     let headline = match c.notice {
+        Notice::Alert(_) if !c.about_posture => format!("lockwatch needs attention: {}.", c.resource_id),
         Notice::Alert(_) if c.exposed => {
             format!("{} is reachable without authentication.", c.resource_id)
         }
         Notice::Alert(_) => format!("Protection of {} was weakened.", c.resource_id),
         Notice::Reminder(_) => format!("{} still has open alerts.", c.resource_id),
+        Notice::Resolved if !c.about_posture => format!("{} is back to normal.", c.resource_id),
         Notice::Resolved => format!("Protection of {} is back.", c.resource_id),
     };
     let cond_line = |rule: &str, sev: &str, msg: &str| format!("[{sev}] {rule}: {msg}");
@@ -107,15 +111,20 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
         ));
     }
     let cfg = c.config_path.display();
-    let footer = vec![
+    let mut footer = vec![
         format!("Resource: {} (kind {})", c.resource_id, c.kind),
         format!("Detected: {when}"),
-        format!("Change history: lockwatch --config {cfg} history {}", c.resource_id),
-        format!(
+    ];
+    if c.about_posture {
+        footer.push(format!(
+            "Change history: lockwatch --config {cfg} history {}",
+            c.resource_id
+        ));
+        footer.push(format!(
             "If this change was deliberate, approve it as the new baseline: lockwatch --config {cfg} baseline accept {}",
             c.resource_id
-        ),
-    ];
+        ));
+    }
 
     let mut text = format!("{headline}\n\n");
     for (title, lines) in &sections {
@@ -297,6 +306,7 @@ mod tests {
             changes: &changes,
             exposed: true,
             config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
+            about_posture: true,
         });
         assert!(r.text.contains("weakened /requirepass_set: true → false"), "{}", r.text);
         assert!(r.text.contains("[critical] redis.auth.disabled"));

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub drift_events: IntCounterVec,
     pub scan_duration: HistogramVec,
     pub scan_errors: IntCounterVec,
+    pub source_blind: IntGaugeVec,
+    pub source_failures: IntGaugeVec,
     pub last_success: GaugeVec,
     pub alerts_sent: IntCounter,
     pub alert_send_failures: IntCounter,
@@ -80,6 +82,16 @@ impl Metrics {
             scan_errors: icv(
                 "lockwatch_scan_errors_total",
                 "Collections that failed, by source.",
+                &["source"],
+            ),
+            source_blind: igv(
+                "lockwatch_source_blind",
+                "1 while a source has failed blind_after cycles in a row: lockwatch cannot see it.",
+                &["source"],
+            ),
+            source_failures: igv(
+                "lockwatch_source_consecutive_failures",
+                "Failed cycles in a row, by source (0 after a success).",
                 &["source"],
             ),
             last_success: reg(

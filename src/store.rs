@@ -250,6 +250,20 @@ impl Store {
         Ok(out)
     }
 
+    /// (consecutive failures, last error) per source, as of the last committed cycle.
+    pub fn source_failures(&self) -> anyhow::Result<HashMap<String, (u32, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, consecutive_failures, COALESCE(last_error, '') FROM source_status")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get::<_, i64>(1)? as u32, r.get::<_, String>(2)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn load_open_alerts(&self) -> anyhow::Result<HashMap<String, Vec<OpenAlert>>> {
         let mut stmt = self.conn.prepare(
             "SELECT resource_id, rule, severity, message, opened_at, last_notified_at FROM alerts WHERE resolved_at IS NULL ORDER BY id",
