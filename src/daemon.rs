@@ -232,12 +232,20 @@ async fn outbox_worker(
                     if *stop.borrow() {
                         break;
                     }
+                    // "sending" and "delivered" bracket the only window in which a crash can
+                    // cause a duplicate (the server accepted, the state file does not know yet);
+                    // a duplicate carries the same Message-ID, so mail clients fold it.
+                    tracing::info!(id = row.id, resource = %row.resource_id, "sending alert");
                     match transport.send(&row).await {
                         Ok(()) => {
                             metrics.alerts_sent.inc();
-                            tracing::info!(resource = %row.resource_id, subject = %row.subject, "alert delivered");
-                            if let Err(e) = store.mark_sent(row.id, Utc::now().timestamp()) {
-                                tracing::error!(error = %format!("{e:#}"), id = row.id, "delivered but could not record it; it may be sent again");
+                            match store.mark_sent(row.id, Utc::now().timestamp()) {
+                                Ok(()) => {
+                                    tracing::info!(id = row.id, resource = %row.resource_id, subject = %row.subject, "alert delivered")
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %format!("{e:#}"), id = row.id, "delivered but could not record it; it may be sent again")
+                                }
                             }
                         }
                         Err(e) if e.permanent => {

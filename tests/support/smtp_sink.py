@@ -3,8 +3,9 @@
 Each accepted message is written to OUT_DIR/NNNNNN.json with its decoded headers and bodies,
 atomically (write then rename), so a test never reads half a message.
 
-usage: smtp_sink.py PORT OUT_DIR [--reject CODE]
+usage: smtp_sink.py PORT OUT_DIR [--reject CODE] [--auth USER:PASSWORD]
 --reject CODE answers every DATA with CODE (e.g. 550) instead of accepting.
+--auth USER:PASSWORD requires SMTP AUTH (PLAIN/LOGIN) with those credentials.
 """
 import asyncio
 import email
@@ -16,6 +17,7 @@ import sys
 from email import policy
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
@@ -49,11 +51,24 @@ class Sink:
         return "250 OK"
 
 
+def option(name):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
 def main():
     port, out_dir = int(sys.argv[1]), sys.argv[2]
-    reject = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--reject" else None
+    reject, auth = option("--reject"), option("--auth")
     os.makedirs(out_dir, exist_ok=True)
-    controller = Controller(Sink(out_dir, reject), hostname="127.0.0.1", port=port)
+    extra = {}
+    if auth:
+        user, password = auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        extra = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+    controller = Controller(Sink(out_dir, reject), hostname="127.0.0.1", port=port, **extra)
     controller.start()
     print("ready", flush=True)
     loop = asyncio.new_event_loop()
