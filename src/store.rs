@@ -183,7 +183,10 @@ impl Store {
             bail!(damaged(&path, &format!("integrity check says: {check}")));
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // WAL + NORMAL: a commit survives kill -9 (it is in the OS page cache); only a power
+        // loss can undo the last commits. FULL would widen the crash window between the mail
+        // server accepting an alert and us recording it (see RELIABILITY.md).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn, path };
         store.migrate()?;
