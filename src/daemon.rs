@@ -241,7 +241,11 @@ async fn outbox_worker(
                             metrics.alerts_sent.inc();
                             match store.mark_sent(row.id, Utc::now().timestamp()) {
                                 Ok(()) => {
-                                    tracing::info!(id = row.id, resource = %row.resource_id, subject = %row.subject, "alert delivered")
+                                    tracing::info!(id = row.id, resource = %row.resource_id, subject = %row.subject, "alert delivered");
+                                    // The server takes mail again: whatever waits on a backoff goes now.
+                                    if row.attempts > 0 || store.queue_depth().is_ok_and(|(d, _)| d > 0) {
+                                        let _ = store.reset_backoff(Utc::now().timestamp());
+                                    }
                                 }
                                 Err(e) => {
                                     tracing::error!(error = %format!("{e:#}"), id = row.id, "delivered but could not record it; it may be sent again")

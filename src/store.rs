@@ -511,7 +511,11 @@ impl Store {
 
     pub fn due_mail(&self, now: i64, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
         self.outbox_rows(
-            "WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            // Per resource, strictly in order: a mail waits while an older one for the same
+            // resource is still pending, so a RESOLVED never overtakes its alert.
+            "WHERE state = 'pending' AND next_attempt_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox older
+               WHERE older.state = 'pending' AND older.resource_id = outbox.resource_id AND older.id < outbox.id)
+             ORDER BY id LIMIT ?2",
             &[&now, &limit],
         )
     }
@@ -689,16 +693,64 @@ mod tests {
         )
         .unwrap();
         let due = st.due_mail(11, 10).unwrap();
-        assert_eq!(due.len(), 2);
+        assert_eq!(due.len(), 1, "the second mail of a resource waits for the first");
         assert_eq!(due[0].in_reply_to, None);
-        assert_eq!(due[1].in_reply_to.as_deref(), Some("<1@x>"));
         st.mark_sent(due[0].id, 12).unwrap();
-        st.mark_retry(due[1].id, 100, "421 try later").unwrap();
+        let due = st.due_mail(12, 10).unwrap();
+        assert_eq!(due[0].in_reply_to.as_deref(), Some("<1@x>"));
+        st.mark_retry(due[0].id, 100, "421 try later").unwrap();
         assert_eq!(st.due_mail(50, 10).unwrap().len(), 0);
         assert_eq!(st.queue_depth().unwrap(), (1, Some(11)));
-        st.mark_failed(due[1].id, "550 no such user").unwrap();
+        st.mark_failed(due[0].id, "550 no such user").unwrap();
         assert_eq!(st.queue_depth().unwrap().0, 0);
         assert_eq!(st.outbox_listing(false).unwrap()[0].state, "failed");
+    }
+
+    #[test]
+    fn mail_for_one_resource_leaves_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = Store::open(dir.path()).unwrap();
+        let mail = |res: &str, mid: &str| NewMail {
+            resource_id: res.into(),
+            kind: "alert".into(),
+            subject: mid.into(),
+            body_text: "t".into(),
+            body_html: "h".into(),
+            message_id: mid.into(),
+        };
+        st.apply(
+            10,
+            &CycleWrites {
+                mails: vec![mail("a", "<a1>"), mail("b", "<b1>")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        st.apply(
+            11,
+            &CycleWrites {
+                mails: vec![mail("a", "<a2>")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let due = st.due_mail(11, 10).unwrap();
+        assert_eq!(
+            due.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>(),
+            ["<a1>", "<b1>"]
+        );
+        // a1 is backing off; a2 is due but must wait behind it.
+        st.mark_retry(due[0].id, 100, "421").unwrap();
+        assert!(st.due_mail(50, 10).unwrap().iter().all(|r| r.resource_id != "a"));
+        st.mark_sent(due[0].id, 101).unwrap();
+        assert_eq!(
+            st.due_mail(101, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["<b1>", "<a2>"]
+        );
     }
 
     #[test]

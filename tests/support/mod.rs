@@ -241,6 +241,60 @@ impl Moto {
     }
 }
 
+/// tests/support/fault_proxy.py in front of a moto server; `set` changes its mode.
+pub struct FaultProxy {
+    pub port: u16,
+    pub endpoint: String,
+    upstream: u16,
+    control: PathBuf,
+    dir: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl FaultProxy {
+    pub fn start(dir: &Path, moto: &Moto) -> FaultProxy {
+        let port = free_port();
+        let mut p = FaultProxy {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            upstream: moto.port,
+            control: dir.join(unique("fault-mode", "txt")),
+            dir: dir.to_path_buf(),
+            proc: None,
+        };
+        p.set("pass");
+        p.up();
+        p
+    }
+
+    /// pass | error500 | throttle | fail-region:R | fail-action:A
+    pub fn set(&self, mode: &str) {
+        std::fs::write(&self.control, mode).unwrap();
+    }
+
+    /// Stop listening altogether: connections are refused.
+    pub fn down(&mut self) {
+        self.proc = None;
+    }
+
+    pub fn up(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script)
+            .arg(self.port.to_string())
+            .arg(self.upstream.to_string())
+            .arg(&self.control);
+        let mut proc = Proc::spawn("fault proxy", &mut cmd, self.dir.join(unique("fault-proxy", "log")));
+        wait_for("the fault proxy", Duration::from_secs(20), || {
+            if !proc.is_running() {
+                panic!("fault proxy exited: {}", proc.log_text());
+            }
+            proc.log_text().contains("ready").then_some(())
+        });
+        self.proc = Some(proc);
+    }
+}
+
 /// Dummy credentials for moto, and nothing from the machine's own AWS configuration.
 pub fn aws_test_env(cmd: &mut Command) -> &mut Command {
     cmd.env("AWS_ACCESS_KEY_ID", "testing")
