@@ -150,14 +150,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             if now >= next {
                 break;
             }
+            next = replan(&config.schedule, next, now, period).context("schedule has no future fire time")?;
             let remaining = (next - now).to_std().unwrap_or_default();
-            if remaining > Duration::from_secs(period as u64 + 2) {
-                next = config
-                    .schedule
-                    .upcoming(Utc)
-                    .next()
-                    .context("schedule has no future fire time")?;
-            }
             if watchdog.is_some() {
                 notify(&[NotifyState::Watchdog]);
             }
@@ -203,6 +197,22 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// The next fire time, given the planned one and the wall clock. If the clock jumped backwards
+/// the plan lies more than a period (plus slack) ahead: plan again from now, rather than sleep
+/// through the gap. A forward jump needs nothing: the plan is simply due.
+pub fn replan(
+    schedule: &cron::Schedule,
+    planned: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+    period_secs: i64,
+) -> Option<chrono::DateTime<Utc>> {
+    if (planned - now).num_seconds() > period_secs + 2 {
+        schedule.after(&now).next()
+    } else {
+        Some(planned)
     }
 }
 
@@ -300,6 +310,21 @@ mod tests {
             assert!((4..=6).contains(&backoff_secs(0)));
             assert!((8..=12).contains(&backoff_secs(1)));
             assert!((48..=72).contains(&backoff_secs(10)));
+        }
+    }
+
+    #[test]
+    fn clock_jumps_are_replanned() {
+        use std::str::FromStr;
+        let every_30s = cron::Schedule::from_str("*/30 * * * * *").unwrap();
+        let t = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let cases = [
+            ("on time", t(30), t(10), t(30)),
+            ("clock jumped back an hour: plan from now", t(3600 + 30), t(10), t(30)),
+            ("clock jumped forward: due at once", t(30), t(7200), t(30)),
+        ];
+        for (name, planned, now, want) in cases {
+            assert_eq!(replan(&every_30s, planned, now, 30), Some(want), "{name}");
         }
     }
 

@@ -7,6 +7,8 @@ mod daemon;
 mod diff;
 mod engine;
 mod evaluate;
+#[cfg(test)]
+mod fuzz;
 mod mail;
 mod metrics;
 mod model;
