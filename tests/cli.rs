@@ -131,3 +131,24 @@ fn second_daemon_on_the_same_state_dir_is_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("another lockwatch daemon is already running"), "{err}");
 }
+
+#[test]
+fn a_damaged_state_file_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), free_port(), free_port(), "");
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let db = state.join("lockwatch.db");
+    let junk =
+        b"SQLite format 3\0 but then garbage, as after a disk error ....................................".repeat(64);
+    std::fs::write(&db, &junk).unwrap();
+    for args in [&["run"][..], &["baseline", "show"][..]] {
+        let (code, _, err) = cli(&cfg, args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            err.contains("is damaged") && err.contains("will not overwrite"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), junk, "the damaged file is kept as it was");
+}

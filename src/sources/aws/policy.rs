@@ -679,6 +679,21 @@ mod tests {
     }
 
     #[test]
+    fn huge_policies_are_evaluated() {
+        let mut stmts: Vec<Value> = (0..10_000)
+            .map(|i| {
+                allow(
+                    json!({"AWS": format!("arn:aws:iam::111122223333:role/r{i}")}),
+                    Some(json!({"IpAddress": {"aws:SourceIp": format!("10.{}.0.0/16", i % 256)}})),
+                )
+            })
+            .collect();
+        assert_eq!(verdict(stmts.clone(), &Trust::default()), Reach::Restricted);
+        stmts.push(allow(json!("*"), None));
+        assert_eq!(verdict(stmts, &Trust::default()), Reach::Public);
+    }
+
+    #[test]
     fn verdict_quotes_the_statement_and_reason() {
         let p = json!({"Statement": [allow(json!({"AWS": "arn:aws:iam::111122223333:root"}), None), {"Sid": "open", "Effect": "Allow", "Principal": "*", "Action": "es:ESHttpGet"}]});
         let v = evaluate(&p, "111122223333", &Trust::default()).unwrap();
