@@ -20,6 +20,8 @@ pkgs=()
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v redis-cli >/dev/null || pkgs+=(redis-tools)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pkgs+=(postgresql)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server)
+command -v mariadb >/dev/null || pkgs+=(mariadb-client)
 command -v promtool >/dev/null || pkgs+=(prometheus)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
 command -v runuser >/dev/null || pkgs+=(util-linux)
@@ -30,6 +32,7 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || { echo "no 'postgres' user after installing postgresql" >&2; exit 2; }
+id mysql >/dev/null 2>&1 || { echo "no 'mysql' user after installing mariadb-server" >&2; exit 2; }
 
 # --- Python venv: a real SMTP server (aiosmtpd) and a real AWS API (moto_server) -------------
 if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd, moto.server, boto3' 2>/dev/null || [ ! -x "$LOCKWATCH_VENV/bin/moto_server" ]; then

@@ -8,11 +8,18 @@ use std::time::Duration;
 
 pub mod aws;
 pub mod elasticsearch;
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 
 /// The registry: every source kind lockwatch knows.
-pub const KINDS: &[&SourceKind] = &[&redis::KIND, &postgres::KIND, &elasticsearch::KIND, &aws::KIND];
+pub const KINDS: &[&SourceKind] = &[
+    &redis::KIND,
+    &postgres::KIND,
+    &mysql::KIND,
+    &elasticsearch::KIND,
+    &aws::KIND,
+];
 
 /// What one collection saw.
 #[derive(Debug, Default)]

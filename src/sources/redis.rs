@@ -404,9 +404,9 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         "unauthenticated_probe" => classify_rank(
             c.before,
             c.after,
+            // "inconclusive" (the probe itself failed) is no evidence either way: neutral.
             &[
                 "accepted",
-                "inconclusive",
                 "permission_denied",
                 "protected_mode_denied",
                 "auth_required",
@@ -539,6 +539,13 @@ mod tests {
                 json!("accepted"),
                 json!("auth_required"),
                 ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/unauthenticated_probe",
+                json!("auth_required"),
+                json!("inconclusive"),
+                ChangeClass::Neutral,
                 Severity::Low,
             ),
             (
