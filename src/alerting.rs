@@ -92,6 +92,19 @@ pub fn conditions(eval: &Evaluation, min: Severity) -> Vec<Condition> {
 }
 
 pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_secs: i64) -> Plan {
+    plan_with(active, open, now, remind_every_secs, &[])
+}
+
+/// Like [`plan`], with some rules suppressed: their alerts open, stay open and resolve as usual,
+/// but they never cause an alert or reminder email by themselves.
+pub fn plan_with(
+    active: &[Condition],
+    open: &[OpenAlert],
+    now: i64,
+    remind_every_secs: i64,
+    suppressed: &[String],
+) -> Plan {
+    let loud = |rule: &str| !suppressed.iter().any(|s| s == rule);
     let mut p = Plan::default();
     for c in active {
         match open.iter().find(|o| o.rule == c.rule) {
@@ -106,11 +119,18 @@ pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_sec
             p.resolved.push(o.clone());
         }
     }
-    let new_sev = p.opened.iter().chain(&p.escalated).map(|c| c.severity).max();
+    let new_sev = p
+        .opened
+        .iter()
+        .chain(&p.escalated)
+        .filter(|c| loud(&c.rule))
+        .map(|c| c.severity)
+        .max();
     let reminder_due = p
         .still_open
         .iter()
         .chain(open.iter().filter(|o| p.updated.iter().any(|u| u.rule == o.rule)))
+        .filter(|o| loud(&o.rule))
         .any(|o| now - o.last_notified_at >= remind_every_secs);
     p.notice = if let Some(s) = new_sev {
         Some(Notice::Alert(s))
@@ -120,8 +140,9 @@ pub fn plan(active: &[Condition], open: &[OpenAlert], now: i64, remind_every_sec
         let worst = p
             .still_open
             .iter()
+            .filter(|o| loud(&o.rule))
             .map(|o| o.severity)
-            .chain(p.updated.iter().map(|c| c.severity))
+            .chain(p.updated.iter().filter(|c| loud(&c.rule)).map(|c| c.severity))
             .max();
         worst.map(Notice::Reminder)
     } else {
@@ -237,6 +258,58 @@ mod tests {
                 (o, e, r, s),
                 "case: {name}: {p:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn suppressed_rules_are_silent_but_tracked() {
+        const H4: i64 = 4 * 3600;
+        let sup = vec!["a".to_string()];
+        let cases: Vec<(&str, Vec<Condition>, Vec<OpenAlert>, i64, Option<Notice>, usize)> = vec![
+            (
+                "suppressed rule opens silently",
+                vec![cond("a", Critical)],
+                vec![],
+                10,
+                None,
+                1,
+            ),
+            (
+                "no reminder for it",
+                vec![cond("a", Critical)],
+                vec![open("a", Critical, 0)],
+                H4,
+                None,
+                0,
+            ),
+            (
+                "a loud rule beside it still alerts",
+                vec![cond("a", Critical), cond("b", Medium)],
+                vec![],
+                10,
+                Some(Notice::Alert(Medium)),
+                2,
+            ),
+            (
+                "it still resolves, with an email",
+                vec![],
+                vec![open("a", Critical, 0)],
+                10,
+                Some(Notice::Resolved),
+                0,
+            ),
+            (
+                "escalation is silent too",
+                vec![cond("a", Critical)],
+                vec![open("a", High, 0)],
+                10,
+                None,
+                0,
+            ),
+        ];
+        for (name, active, opened, now, notice, n_opened) in cases {
+            let p = plan_with(&active, &opened, now, H4, &sup);
+            assert_eq!((p.notice, p.opened.len()), (notice, n_opened), "case: {name}");
         }
     }
 

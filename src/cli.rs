@@ -332,3 +332,125 @@ pub fn outbox(config: &Config, all: bool) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// When a suppression asked for with `--expires DATE` or `--for DURATION` ends. Pure.
+pub fn suppression_end(
+    now: i64,
+    expires: Option<&str>,
+    for_: Option<&str>,
+    max: std::time::Duration,
+) -> Result<i64, String> {
+    let end = match (expires, for_) {
+        (Some(date), None) => {
+            let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|e| format!("--expires {date:?}: {e}; write a date such as 2026-12-31"))?;
+            day.and_hms_opt(23, 59, 59).expect("valid time").and_utc().timestamp()
+        }
+        (None, Some(d)) => {
+            let dur = humantime::parse_duration(d).map_err(|e| format!("--for {d:?}: {e}; write e.g. 14d or 12h"))?;
+            now + dur.as_secs() as i64
+        }
+        _ => return Err("give either --expires DATE or --for DURATION".into()),
+    };
+    if end <= now {
+        return Err(format!("that suppression would already be over ({})", ts(end)));
+    }
+    if end - now > max.as_secs() as i64 {
+        return Err(format!(
+            "suppressions last at most {} ([alerts] max_suppression); ask for less, and renew it if it is still deliberate then",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(end)
+}
+
+pub fn suppress(
+    config: &Config,
+    resource: &str,
+    rule: &str,
+    reason: &str,
+    expires: Option<&str>,
+    for_: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if reason.trim().is_empty() {
+        bail!("--reason is empty: say why this is deliberate, for whoever reads it next");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let end = suppression_end(now, expires, for_, config.max_suppression).map_err(anyhow::Error::msg)?;
+    let mut store = open_existing(config)?;
+    let s = store.add_suppression(resource, rule, reason, now, end)?;
+    println!(
+        "suppressed {rule} on {resource} until {} (\"{reason}\"); it alerts again if the resource changes before then",
+        ts(s.expires_at)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn suppressions(config: &Config, all: bool) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let list = store.suppressions(all)?;
+    if list.is_empty() {
+        println!("no {}suppressions", if all { "" } else { "active " });
+    }
+    for s in list {
+        let state = match (&s.ended_at, &s.end_reason) {
+            (Some(at), Some(why)) => format!("ended {} ({why})", ts(*at)),
+            _ => format!("until {}", ts(s.expires_at)),
+        };
+        println!(
+            "{} {} {state}, granted {}: {}",
+            s.resource_id,
+            s.rule,
+            ts(s.granted_at),
+            s.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unsuppress(config: &Config, resource: &str, rule: &str) -> anyhow::Result<ExitCode> {
+    let mut store = open_existing(config)?;
+    if !store.revoke_suppression(resource, rule, chrono::Utc::now().timestamp())? {
+        bail!("no active suppression of {rule} on {resource} (see `lockwatch suppressions`)");
+    }
+    println!(
+        "ended the suppression of {rule} on {resource}; it alerts on the next cycle if the finding is still there"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn suppression_end_table() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp();
+        let max = Duration::from_secs(90 * 86400);
+        let day = 86400;
+        let cases: Vec<(Option<&str>, Option<&str>, Result<i64, &str>)> = vec![
+            (None, Some("14d"), Ok(now + 14 * day)),
+            (None, Some("12h"), Ok(now + 12 * 3600)),
+            (Some("2026-12-31"), None, Ok(now + 37 * day + 11 * 3600 + 3599)),
+            (Some("2026-11-23"), None, Err("already be over")),
+            (None, Some("91d"), Err("at most")),
+            (Some("2027-06-01"), None, Err("at most")),
+            (Some("31/12/2026"), None, Err("--expires")),
+            (None, Some("forever"), Err("--for")),
+            (None, None, Err("either")),
+        ];
+        for (expires, for_, want) in cases {
+            match (suppression_end(now, expires, for_, max), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{expires:?} {for_:?}"),
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{expires:?} {for_:?}: {e}"),
+                (got, want) => panic!("{expires:?} {for_:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

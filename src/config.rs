@@ -36,6 +36,7 @@ struct RawDaemon {
 struct RawAlerts {
     remind_every: Option<toml::Spanned<String>>,
     min_severity: Option<toml::Spanned<String>>,
+    max_suppression: Option<toml::Spanned<String>>,
     email: Option<toml::Spanned<EmailConfig>>,
 }
 
@@ -107,6 +108,8 @@ pub struct Config {
     pub blind_after: u32,
     pub remind_every: Duration,
     pub min_severity: Severity,
+    /// The longest a suppression may last (there is no "forever").
+    pub max_suppression: Duration,
     pub email: Option<Email>,
     pub sources: Vec<SourceEntry>,
     /// Things worth fixing that do not stop lockwatch (printed by check-config, logged by run).
@@ -253,6 +256,18 @@ impl Config {
             })?,
         };
 
+        let max_suppression = match &raw.alerts.max_suppression {
+            None => Duration::from_secs(90 * 86400),
+            Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
+                err(
+                    Some(s.span()),
+                    format!(
+                        "max_suppression {:?}: {e}; write a duration such as \"90d\"",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
         let email = match raw.alerts.email {
             None => None,
             Some(spanned) => {
@@ -338,6 +353,7 @@ impl Config {
             blind_after,
             remind_every,
             min_severity,
+            max_suppression,
             email,
             sources,
             warnings: Vec::new(),

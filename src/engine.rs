@@ -51,6 +51,12 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
     .await
 }
 
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
 pub const BLIND_RULE: &str = "lockwatch.source.blind";
 
 /// The alert subject for a source lockwatch cannot read.
@@ -72,6 +78,8 @@ pub struct Engine {
     store: Store,
     /// (consecutive failed cycles, last error) per source.
     failures: HashMap<String, (u32, String)>,
+    /// Active suppressions by resource id.
+    suppressions: HashMap<String, Vec<crate::store::Suppression>>,
     pub blind_after: u32,
     known: HashMap<String, Known>,
     open: HashMap<String, Vec<alerting::OpenAlert>>,
@@ -96,6 +104,7 @@ impl Engine {
     pub fn new(store: Store, configured: HashSet<String>) -> anyhow::Result<Engine> {
         let mut e = Engine {
             failures: HashMap::new(),
+            suppressions: HashMap::new(),
             blind_after: 3,
             known: HashMap::new(),
             open: HashMap::new(),
@@ -116,7 +125,16 @@ impl Engine {
         self.known = self.store.load_known()?;
         self.open = self.store.load_open_alerts()?;
         self.failures = self.store.source_failures()?;
+        self.load_suppressions()?;
         self.seen_version = self.store.data_version()?;
+        Ok(())
+    }
+
+    fn load_suppressions(&mut self) -> anyhow::Result<()> {
+        self.suppressions.clear();
+        for s in self.store.suppressions(false)? {
+            self.suppressions.entry(s.resource_id.clone()).or_default().push(s);
+        }
         Ok(())
     }
 
@@ -260,6 +278,8 @@ impl Engine {
         let detected_at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_else(chrono::Utc::now);
         let mut exposed_rows: Vec<(String, String, bool)> = Vec::new();
         let mut findings_by_sev: HashMap<Severity, i64> = HashMap::new();
+        let mut suppressed_by_sev: HashMap<Severity, i64> = HashMap::new();
+        let mut expiry_notices: Vec<(String, String, String)> = Vec::new();
         let mut resource_counts: HashMap<(String, String), i64> = HashMap::new();
         let mut drift_events: Vec<(String, Severity)> = Vec::new();
         let mut ids: Vec<&String> = self.known.keys().collect();
@@ -289,7 +309,50 @@ impl Engine {
                 }
             }
             let conds = alerting::conditions(&eval, self.min_severity);
-            let plan = alerting::plan(&conds, was_open, now, self.remind_every_secs);
+            // Suppressions: silent while they hold; when one expires or the posture it was
+            // granted for changes, the finding alerts again, saying why.
+            let mut was_open_now: Vec<alerting::OpenAlert> = was_open.to_vec();
+            let mut suppressed: Vec<String> = Vec::new();
+            let mut notes: Vec<String> = Vec::new();
+            for sup in self.suppressions.get(id).into_iter().flatten() {
+                let ending = if now >= sup.expires_at {
+                    Some("expired")
+                } else if is_gone || sup.posture_hash != k.hash {
+                    Some("posture changed")
+                } else {
+                    None
+                };
+                let Some(why) = ending else {
+                    suppressed.push(sup.rule.clone());
+                    continue;
+                };
+                w.ended_suppressions.push((sup.id, why.to_string()));
+                let note = format!(
+                    "The suppression of {} granted {} (\"{}\") {}.",
+                    sup.rule,
+                    ts(sup.granted_at),
+                    sup.reason,
+                    if why == "expired" {
+                        format!("expired at {}", ts(sup.expires_at))
+                    } else {
+                        "no longer applies: the resource changed since it was granted".to_string()
+                    }
+                );
+                if conds.iter().any(|c| c.rule == sup.rule) {
+                    if was_open_now.iter().any(|o| o.rule == sup.rule) {
+                        w.resolved.push((id.clone(), sup.rule.clone()));
+                        was_open_now.retain(|o| o.rule != sup.rule);
+                    }
+                    notes.push(note);
+                } else if why == "expired" {
+                    expiry_notices.push((id.clone(), k.kind.clone(), note));
+                }
+            }
+            for f in eval.findings.iter().filter(|f| suppressed.contains(&f.rule)) {
+                *suppressed_by_sev.entry(f.severity).or_default() += 1;
+            }
+            let was_open = was_open_now.as_slice();
+            let plan = alerting::plan_with(&conds, was_open, now, self.remind_every_secs, &suppressed);
             if let Some(sev) = plan
                 .opened
                 .iter()
@@ -299,12 +362,16 @@ impl Engine {
             {
                 drift_events.push((k.source.clone(), sev));
             }
-            let preface = is_gone.then(|| {
-                format!(
-                    "{id} is no longer reported by source {}: the source answered and this resource was not in it (deleted or renamed).\n\n",
-                    k.source
-                )
-            });
+            if is_gone {
+                notes.insert(
+                    0,
+                    format!(
+                        "{id} is no longer reported by source {}: the source answered and this resource was not in it (deleted or renamed).",
+                        k.source
+                    ),
+                );
+            }
+            let preface = (!notes.is_empty()).then(|| notes.join("\n") + "\n\n");
             self.record(
                 &mut w,
                 id,
@@ -319,6 +386,20 @@ impl Engine {
                     detected_at,
                 },
             );
+        }
+
+        for (id, kind, note) in expiry_notices {
+            let text = format!(
+                "{note}\nThe finding is no longer present, so nothing alerts now.\n\nResource: {id} (kind {kind})\n"
+            );
+            w.mails.push(NewMail {
+                resource_id: id.clone(),
+                kind: "notice".into(),
+                subject: format!("[lockwatch] NOTICE {id}: suppression expired"),
+                body_html: format!("<html><body><pre>{}</pre></body></html>", mail::esc(&text)),
+                body_text: text,
+                message_id: mail::new_message_id(self.email.as_ref()),
+            });
         }
 
         // Blindness: a source that keeps failing is itself an alert.
@@ -383,6 +464,7 @@ impl Engine {
             return Err(e.context("committing the cycle to the state file"));
         }
         self.open = self.store.load_open_alerts()?;
+        self.load_suppressions()?;
         self.seen_version = self.store.data_version()?;
 
         if let Some(m) = &self.metrics {
@@ -414,6 +496,9 @@ impl Engine {
                 m.findings_open
                     .with_label_values(&[s.as_str()])
                     .set(*findings_by_sev.get(&s).unwrap_or(&0));
+                m.findings_suppressed
+                    .with_label_values(&[s.as_str()])
+                    .set(*suppressed_by_sev.get(&s).unwrap_or(&0));
                 let open = self.open.values().flatten().filter(|o| o.severity == s).count() as i64;
                 m.alerts_open.with_label_values(&[s.as_str()]).set(open);
             }
@@ -615,6 +700,87 @@ mod tests {
         e.apply(3, ok(vec![res("a:1", posture(false, false))])).unwrap();
         assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED cache/redis/a:1");
         assert!(e.open.get("cache/redis/a:1").is_none_or(|o| o.is_empty()));
+    }
+
+    #[test]
+    fn suppression_lifecycle_posture_change_expiry_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        let open = || ok(vec![res("a:1", posture(true, true))]);
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, open()).unwrap();
+        assert_eq!(mails(&e).len(), 1, "CRITICAL");
+        // Granted (from another process, as the CLI does) for both open rules, until t=100.
+        let mut cli = Store::open(dir.path()).unwrap();
+        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "test box", 2, 100)
+            .unwrap();
+        cli.add_suppression("cache/redis/a:1", alerting::DRIFT_RULE, "test box", 2, 100)
+            .unwrap();
+        e.remind_every_secs = 10;
+        for t in 3..30 {
+            e.apply(t, open()).unwrap();
+        }
+        assert_eq!(mails(&e).len(), 1, "no reminders while suppressed: {:?}", subjects(&e));
+        // A restart keeps them.
+        let mut e = engine(dir.path());
+        e.remind_every_secs = 10;
+        e.apply(31, open()).unwrap();
+        assert_eq!(mails(&e).len(), 1);
+        // The posture changes further: both alert again, saying why.
+        e.apply(32, ok(vec![res("a:1", posture(true, false))])).unwrap();
+        let m = mails(&e);
+        assert_eq!(m.len(), 2, "{:?}", subjects(&e));
+        assert_eq!(m[1].subject, "[lockwatch] CRITICAL cache/redis/a:1 is exposed");
+        assert!(
+            m[1].body_text.contains("no longer applies: the resource changed"),
+            "{}",
+            m[1].body_text
+        );
+        assert!(Store::open(dir.path()).unwrap().suppressions(false).unwrap().is_empty());
+
+        // Expiry: granted again, then the clock passes it.
+        let mut cli = Store::open(dir.path()).unwrap();
+        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "again", 33, 50)
+            .unwrap();
+        e.apply(40, ok(vec![res("a:1", posture(true, false))])).unwrap();
+        let before = mails(&e).len();
+        e.apply(50, ok(vec![res("a:1", posture(true, false))])).unwrap();
+        let m = mails(&e);
+        assert_eq!(m.len(), before + 1, "one email when it expires: {:?}", subjects(&e));
+        assert!(
+            m.last().unwrap().body_text.contains("expired at"),
+            "{}",
+            m.last().unwrap().body_text
+        );
+        let ended = Store::open(dir.path()).unwrap().suppressions(true).unwrap();
+        assert_eq!(
+            ended.iter().map(|s| s.end_reason.clone().unwrap()).collect::<Vec<_>>(),
+            ["posture changed", "posture changed", "expired"]
+        );
+    }
+
+    #[test]
+    fn an_expired_suppression_of_a_gone_finding_still_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path());
+        e.apply(0, ok(vec![res("a:1", posture(false, true))])).unwrap();
+        e.apply(1, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        assert_eq!(subjects(&e), ["[lockwatch] MEDIUM cache/redis/a:1".to_string()]);
+        let mut cli = Store::open(dir.path()).unwrap();
+        cli.add_suppression("cache/redis/a:1", alerting::DRIFT_RULE, "maintenance", 2, 10)
+            .unwrap();
+        // The drift is accepted as the new baseline: the finding goes, the posture stays.
+        cli.accept_baseline(Some("cache/redis/a:1"), 3).unwrap();
+        e.apply(4, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        e.apply(10, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        e.apply(11, ok(vec![res("a:1", posture(false, false))])).unwrap();
+        let s = subjects(&e);
+        assert_eq!(s.iter().filter(|x| x.contains("NOTICE")).count(), 1, "{s:?}");
+        assert_eq!(
+            s.last().unwrap(),
+            "[lockwatch] NOTICE cache/redis/a:1: suppression expired",
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -71,6 +71,28 @@ enum Command {
     CheckConfig,
     /// Send a test email through the configured transport.
     TestAlert,
+    /// Declare a finding deliberate for a while: it stops alerting until the date, or until the
+    /// resource changes again. Suppressions always expire (at most [alerts] max_suppression).
+    Suppress {
+        resource: String,
+        rule: String,
+        /// Why this is acceptable (shown in `suppressions` and in the email when it ends).
+        #[arg(long)]
+        reason: String,
+        /// Last day it holds (UTC), e.g. 2026-12-31.
+        #[arg(long, conflicts_with = "for_", required_unless_present = "for_")]
+        expires: Option<String>,
+        /// How long it holds, e.g. 14d, 12h.
+        #[arg(long = "for")]
+        for_: Option<String>,
+    },
+    /// Active suppressions (with --all, ended ones too).
+    Suppressions {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a suppression now.
+    Unsuppress { resource: String, rule: String },
     /// Alert emails not yet delivered (or, with --all, every one).
     Outbox {
         #[arg(long)]
@@ -199,6 +221,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::History { resource, format } => cli::history(&config, &resource, format),
         Command::TestAlert => cli::test_alert(&config).await,
         Command::Outbox { all } => cli::outbox(&config, all),
+        Command::Suppress {
+            resource,
+            rule,
+            reason,
+            expires,
+            for_,
+        } => cli::suppress(&config, &resource, &rule, &reason, expires.as_deref(), for_.as_deref()),
+        Command::Suppressions { all } => cli::suppressions(&config, all),
+        Command::Unsuppress { resource, rule } => cli::unsuppress(&config, &resource, &rule),
     }
 }
 

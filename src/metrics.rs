@@ -11,6 +11,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub resources: IntGaugeVec,
     pub findings_open: IntGaugeVec,
+    pub findings_suppressed: IntGaugeVec,
     pub resource_exposed: IntGaugeVec,
     pub drift_events: IntCounterVec,
     pub scan_duration: HistogramVec,
@@ -58,6 +59,11 @@ impl Metrics {
             findings_open: igv(
                 "lockwatch_findings_open",
                 "Findings on the current postures, by severity.",
+                &["severity"],
+            ),
+            findings_suppressed: igv(
+                "lockwatch_findings_suppressed",
+                "Findings on the current postures that an operator suppressed for a while, by severity.",
                 &["severity"],
             ),
             resource_exposed: igv(
@@ -150,6 +156,7 @@ impl Metrics {
         };
         for s in crate::model::Severity::ALL {
             m.findings_open.with_label_values(&[s.as_str()]).set(0);
+            m.findings_suppressed.with_label_values(&[s.as_str()]).set(0);
             m.alerts_open.with_label_values(&[s.as_str()]).set(0);
         }
         let build = reg(

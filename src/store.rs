@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 pub const DB_FILE: &str = "lockwatch.db";
 
 /// Schema migrations; `PRAGMA user_version` is the number applied. Append, never edit.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE snapshots (
     id INTEGER PRIMARY KEY,
     resource_id TEXT NOT NULL,
@@ -77,7 +78,22 @@ CREATE TABLE source_status (
     consecutive_failures INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
-"#];
+"#,
+    r#"
+CREATE TABLE suppressions (
+    id INTEGER PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    posture_hash TEXT NOT NULL,
+    ended_at INTEGER,
+    end_reason TEXT
+);
+CREATE UNIQUE INDEX suppressions_active ON suppressions(resource_id, rule) WHERE ended_at IS NULL;
+"#,
+];
 
 pub struct Store {
     conn: Connection,
@@ -121,6 +137,20 @@ pub struct OutboxRow {
     pub sent_at: Option<i64>,
 }
 
+/// An operator's decision that a finding is deliberate, for a while, for one posture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suppression {
+    pub id: i64,
+    pub resource_id: String,
+    pub rule: String,
+    pub reason: String,
+    pub granted_at: i64,
+    pub expires_at: i64,
+    pub posture_hash: String,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+}
+
 /// An email to enqueue; the store fills in threading.
 #[derive(Debug, Clone)]
 pub struct NewMail {
@@ -146,6 +176,8 @@ pub struct CycleWrites {
     pub mails: Vec<NewMail>,
     /// (source, error or None on success)
     pub source_results: Vec<(String, Option<String>)>,
+    /// (suppression id, why it ended: "expired" or "posture changed")
+    pub ended_suppressions: Vec<(i64, String)>,
 }
 
 impl Store {
@@ -329,6 +361,13 @@ impl Store {
                 params![id, now],
             )?;
         }
+        // Resolve before opening: a suppression that ends re-opens its alert loudly.
+        for (res, rule) in &w.resolved {
+            tx.execute(
+                "UPDATE alerts SET resolved_at = ?3 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
+                params![res, rule, now],
+            )?;
+        }
         for (res, c) in &w.opened {
             tx.execute(
                 "INSERT INTO alerts (resource_id, rule, severity, message, opened_at, last_notified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -339,12 +378,6 @@ impl Store {
             tx.execute(
                 "UPDATE alerts SET severity = ?3, message = ?4 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
                 params![res, c.rule, c.severity.as_str(), c.message],
-            )?;
-        }
-        for (res, rule) in &w.resolved {
-            tx.execute(
-                "UPDATE alerts SET resolved_at = ?3 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
-                params![res, rule, now],
             )?;
         }
         for res in &w.notified {
@@ -371,6 +404,12 @@ impl Store {
                 "INSERT INTO outbox (created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
                 params![now, m.resource_id, m.kind, m.subject, m.body_text, m.body_html, m.message_id, root],
+            )?;
+        }
+        for (id, reason) in &w.ended_suppressions {
+            tx.execute(
+                "UPDATE suppressions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                params![id, now, reason],
             )?;
         }
         for (source, error) in &w.source_results {
@@ -413,6 +452,80 @@ impl Store {
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    // ---- suppressions ---------------------------------------------------------------------------
+
+    /// Grant a suppression bound to the resource's current posture; replaces an active one for
+    /// the same (resource, rule).
+    pub fn add_suppression(
+        &mut self,
+        resource: &str,
+        rule: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> anyhow::Result<Suppression> {
+        let tx = self.conn.transaction()?;
+        let hash: String = tx
+            .query_row(
+                "SELECT s.hash FROM resources r JOIN snapshots s ON s.id = r.current_snapshot WHERE r.id = ?1 AND r.deleted_at IS NULL",
+                [resource],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| anyhow::anyhow!("no resource {resource:?} is being watched (see `lockwatch baseline show` for the ids)"))?;
+        tx.execute(
+            "UPDATE suppressions SET ended_at = ?3, end_reason = 'replaced' WHERE resource_id = ?1 AND rule = ?2 AND ended_at IS NULL",
+            params![resource, rule, now],
+        )?;
+        tx.execute(
+            "INSERT INTO suppressions (resource_id, rule, reason, granted_at, expires_at, posture_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![resource, rule, reason, now, expires_at, hash],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Suppression {
+            id,
+            resource_id: resource.into(),
+            rule: rule.into(),
+            reason: reason.into(),
+            granted_at: now,
+            expires_at,
+            posture_hash: hash,
+            ended_at: None,
+            end_reason: None,
+        })
+    }
+
+    pub fn revoke_suppression(&mut self, resource: &str, rule: &str, now: i64) -> anyhow::Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE suppressions SET ended_at = ?3, end_reason = 'revoked' WHERE resource_id = ?1 AND rule = ?2 AND ended_at IS NULL",
+            params![resource, rule, now],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn suppressions(&self, include_ended: bool) -> anyhow::Result<Vec<Suppression>> {
+        let sql = format!(
+            "SELECT id, resource_id, rule, reason, granted_at, expires_at, posture_hash, ended_at, end_reason FROM suppressions {} ORDER BY id",
+            if include_ended { "" } else { "WHERE ended_at IS NULL" }
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Suppression {
+                id: r.get(0)?,
+                resource_id: r.get(1)?,
+                rule: r.get(2)?,
+                reason: r.get(3)?,
+                granted_at: r.get(4)?,
+                expires_at: r.get(5)?,
+                posture_hash: r.get(6)?,
+                ended_at: r.get(7)?,
+                end_reason: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn resource_exists(&self, id: &str) -> anyhow::Result<bool> {
