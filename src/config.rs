@@ -311,6 +311,19 @@ impl Config {
                 None => Duration::from_secs(30),
                 Some(t) => humantime::parse_duration(&t).map_err(|e| here(format!("timeout {t:?}: {e}")))?,
             };
+            let reach = match take_str(&mut table, "reach").map_err(&here)? {
+                None => None,
+                Some(r) => Some(match r.as_str() {
+                    "internet" => crate::net::Reach::Internet,
+                    "private" => crate::net::Reach::Private,
+                    "loopback" => crate::net::Reach::Loopback,
+                    other => {
+                        return Err(here(format!(
+                            "reach {other:?}: use \"internet\", \"private\" or \"loopback\""
+                        )));
+                    }
+                }),
+            };
             let sk = sources::source_kind(&kind).ok_or_else(|| {
                 here(format!(
                     "unknown kind {kind:?}; lockwatch knows: {}",
@@ -320,6 +333,7 @@ impl Config {
             let common = Common {
                 name: name.clone(),
                 timeout,
+                reach,
             };
             let source = (sk.build)(&common, table).map_err(|m| {
                 // Point at the offending key when serde names one.

@@ -66,6 +66,7 @@ pub fn blind_resource_id(source: &str) -> String {
 
 /// What a notice email needs besides the alert plan.
 struct MailBits<'a> {
+    internet: bool,
     kind: &'a str,
     changes: &'a [crate::model::Change],
     exposed: bool,
@@ -180,6 +181,7 @@ impl Engine {
             exposed: bits.exposed,
             config_path: &self.config_path,
             about_posture: bits.about_posture,
+            internet: bits.internet,
         });
         if let Some(p) = bits.preface {
             rendered.text = p + &rendered.text;
@@ -378,6 +380,7 @@ impl Engine {
                 &plan,
                 was_open,
                 MailBits {
+                    internet: k.document.get("reach").and_then(serde_json::Value::as_str) == Some("internet"),
                     kind: &k.kind,
                     changes: &eval.changes,
                     exposed: eval.exposed,
@@ -447,6 +450,7 @@ impl Engine {
                 &plan,
                 was_open,
                 MailBits {
+                    internet: false,
                     kind: "source",
                     changes: &[],
                     exposed: false,

@@ -22,6 +22,8 @@ pub struct MailContext<'a> {
     pub config_path: &'a Path,
     /// Whether `baseline accept` applies (not for lockwatch's own alerts, such as blindness).
     pub about_posture: bool,
+    /// The resource can be reached from the internet (said in the subject).
+    pub internet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +33,12 @@ pub struct Rendered {
     pub html: String,
 }
 
-pub fn subject(notice: Notice, resource_id: &str, exposed: bool) -> String {
+pub fn subject(notice: Notice, resource_id: &str, exposed: bool, internet: bool) -> String {
     match notice {
+        Notice::Alert(s) if exposed && internet => format!(
+            "[lockwatch] {} {resource_id} is exposed to the internet",
+            s.subject_word()
+        ),
         Notice::Alert(s) => format!(
             "[lockwatch] {} {resource_id}{}",
             s.subject_word(),
@@ -44,7 +50,7 @@ pub fn subject(notice: Notice, resource_id: &str, exposed: bool) -> String {
 }
 
 pub fn render(c: &MailContext<'_>) -> Rendered {
-    let subject = subject(c.notice, c.resource_id, c.exposed);
+    let subject = subject(c.notice, c.resource_id, c.exposed, c.internet);
     let when = c.detected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     let headline = match c.notice {
@@ -276,8 +282,12 @@ mod tests {
             ),
             (Notice::Resolved, false, "[lockwatch] RESOLVED a/redis/h:1"),
         ];
+        assert_eq!(
+            subject(Notice::Alert(Severity::Critical), "a/redis/h:1", true, true),
+            "[lockwatch] CRITICAL a/redis/h:1 is exposed to the internet"
+        );
         for (n, exposed, want) in cases {
-            assert_eq!(subject(n, "a/redis/h:1", exposed), want);
+            assert_eq!(subject(n, "a/redis/h:1", exposed, false), want);
         }
     }
 
@@ -307,6 +317,7 @@ mod tests {
             exposed: true,
             config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
             about_posture: true,
+            internet: false,
         });
         assert!(r.text.contains("weakened /requirepass_set: true → false"), "{}", r.text);
         assert!(r.text.contains("[critical] redis.auth.disabled"));

@@ -89,3 +89,96 @@ mod tests {
         assert_eq!(widest(Vec::<&str>::new()), Scope::AllInterfaces);
     }
 }
+
+/// How far a self-hosted resource can be reached from, for grading what an open door means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    Loopback,
+    Private,
+    Internet,
+}
+
+impl Reach {
+    pub const RANKS_WIDEST_FIRST: [&'static str; 3] = ["internet", "private", "loopback"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Loopback => "loopback",
+            Reach::Private => "private",
+            Reach::Internet => "internet",
+        }
+    }
+}
+
+fn reach_of_scope(s: Scope) -> Reach {
+    match s {
+        Scope::Loopback => Reach::Loopback,
+        // Every interface: at least the networks the host is on; we cannot see whether it has a
+        // public address, unless we reached it on one.
+        Scope::Private | Scope::AllInterfaces => Reach::Private,
+        Scope::Public => Reach::Internet,
+    }
+}
+
+/// The reach of a resource: as declared in the config if it is, otherwise the wider of where
+/// the server listens and the address lockwatch reached it on (an IP literal; a host name tells
+/// nothing). When the listen addresses are unknown, assume at least the private network.
+pub fn reach(declared: Option<Reach>, listen: Option<Scope>, reached_host: &str) -> Reach {
+    if let Some(r) = declared {
+        return r;
+    }
+    let host = reached_host.trim_matches(['[', ']']);
+    let reached = host
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|_| reach_of_scope(scope_of(host)))
+        .unwrap_or(Reach::Loopback);
+    let listening = listen.map(reach_of_scope).unwrap_or(Reach::Private);
+    listening.max(reached)
+}
+
+/// Severity of "authentication is off", by reach: on a loopback-only listener only local
+/// processes get in (high); anywhere else it is critical.
+pub fn auth_off_severity(reach: Option<&str>) -> crate::model::Severity {
+    match reach {
+        Some("loopback") => crate::model::Severity::High,
+        _ => crate::model::Severity::Critical,
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::*;
+
+    #[test]
+    fn reach_table() {
+        let cases = [
+            (None, Some(Scope::Loopback), "127.0.0.1", Reach::Loopback),
+            (None, Some(Scope::AllInterfaces), "127.0.0.1", Reach::Private),
+            (None, Some(Scope::Private), "10.0.0.5", Reach::Private),
+            (None, Some(Scope::AllInterfaces), "203.0.113.7", Reach::Internet),
+            (None, Some(Scope::Public), "127.0.0.1", Reach::Internet),
+            (None, None, "127.0.0.1", Reach::Private),
+            (None, Some(Scope::Loopback), "db.internal", Reach::Loopback),
+            (
+                Some(Reach::Internet),
+                Some(Scope::Loopback),
+                "127.0.0.1",
+                Reach::Internet,
+            ),
+            (
+                Some(Reach::Loopback),
+                Some(Scope::AllInterfaces),
+                "10.0.0.5",
+                Reach::Loopback,
+            ),
+        ];
+        for (declared, listen, host, want) in cases {
+            assert_eq!(reach(declared, listen, host), want, "{declared:?} {listen:?} {host}");
+        }
+        assert_eq!(auth_off_severity(Some("loopback")), crate::model::Severity::High);
+        assert_eq!(auth_off_severity(Some("internet")), crate::model::Severity::Critical);
+        assert_eq!(auth_off_severity(None), crate::model::Severity::Critical);
+    }
+}

@@ -78,13 +78,13 @@ fn scan_exit_codes_and_json() {
     let f = &v["resources"][0]["findings"][0];
     assert_eq!(
         (f["rule"].as_str(), f["severity"].as_str()),
-        (Some("redis.auth.disabled"), Some("critical"))
+        (Some("redis.auth.disabled"), Some("high"))
     );
     assert!(f["message"].as_str().unwrap().contains("requirepass"));
     let (code, out, _) = cli(&cfg, &["scan"]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("EXPOSED") && out.contains("[critical] redis.auth.disabled"),
+        out.contains("EXPOSED") && out.contains("[high] redis.auth.disabled"),
         "{out}"
     );
 

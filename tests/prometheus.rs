@@ -40,7 +40,7 @@ fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
     });
     for name in [
         "lockwatch_resources{kind=\"redis\",source=\"cache\"} 1",
-        "lockwatch_findings_open{severity=\"critical\"} 1",
+        "lockwatch_findings_open{severity=\"high\"} 1",
         "lockwatch_resource_exposed{resource=",
         "lockwatch_drift_events_total{severity=\"critical\",source=\"cache\"} 1",
         "lockwatch_scan_duration_seconds_bucket{source=\"cache\"",

@@ -149,6 +149,9 @@ struct Posture {
     cors_allow_any_origin: Option<bool>,
     bound_addresses: Option<Vec<String>>,
     listen_scope: Option<String>,
+    /// `loopback`, `private` or `internet` (see net::reach); absent in documents from before it.
+    #[serde(default)]
+    reach: Option<String>,
 }
 
 impl Source for EsSource {
@@ -318,11 +321,15 @@ impl EsSource {
             }
             _ => None,
         };
-        let listen_scope = bound_addresses.as_ref().map(|addrs| {
-            net::widest(addrs.iter().map(|a| a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a)))
+        let scope = bound_addresses
+            .as_ref()
+            .map(|addrs| net::widest(addrs.iter().map(|a| a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a))));
+        let listen_scope = scope.map(|s| s.as_str().to_string());
+        let reach = Some(
+            net::reach(self.common.reach, scope, self.base.host_str().unwrap_or(""))
                 .as_str()
-                .to_string()
-        });
+                .to_string(),
+        );
         Ok(Posture {
             distribution,
             version,
@@ -335,6 +342,7 @@ impl EsSource {
             cors_allow_any_origin,
             bound_addresses,
             listen_scope,
+            reach,
         })
     }
 }
@@ -373,10 +381,11 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     } else {
         "Elasticsearch"
     };
+    let auth_off = net::auth_off_severity(p.reach.as_deref());
     if p.anonymous_can_list_indices || p.anonymous_root == "accepted" {
         out.push(Finding::new(
             "elasticsearch.anonymous.access",
-            Severity::Critical,
+            auth_off,
             true,
             format!(
                 "{product} answers requests without credentials ({}): anyone who reaches it can list and read the indices. \
@@ -389,7 +398,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     if p.security_enabled == Some(false) {
         out.push(Finding::new(
             "elasticsearch.security.disabled",
-            Severity::Critical,
+            auth_off,
             p.anonymous_root == "accepted" || p.anonymous_can_list_indices,
             format!(
                 "{product} security is disabled: no authentication, no authorisation, no audit. Set {} and restart.",
@@ -453,6 +462,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         ["anonymous_roles", _] => classify_risky_member(c.before, c.after, weak(Severity::High)),
         ["http_tls"] => classify_flag(c.before, c.after, true, weak(Severity::High)),
         ["cors_allow_any_origin"] => classify_flag(c.before, c.after, false, weak(Severity::Medium)),
+        ["reach"] => classify_rank(
+            c.before,
+            c.after,
+            &net::Reach::RANKS_WIDEST_FIRST,
+            weak(Severity::Medium),
+        ),
         ["listen_scope"] => classify_rank(
             c.before,
             c.after,

@@ -61,12 +61,14 @@ pub trait Source: Send + Sync {
 pub struct Common {
     pub name: String,
     pub timeout: Duration,
+    /// Declared reach (`reach = "internet" | "private" | "loopback"`); otherwise inferred.
+    pub reach: Option<crate::net::Reach>,
 }
 
 /// A config `kind`, and the resource kinds its sources produce.
 pub struct SourceKind {
     pub name: &'static str,
-    /// Build a source from its config table (without `kind`, `name`, `timeout`). The error says
+    /// Build a source from its config table (without `kind`, `name`, `timeout`, `reach`). The error says
     /// what is wrong; serde's "unknown field" errors are kept as they are so the loader can point
     /// at the offending line.
     pub build: fn(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>,

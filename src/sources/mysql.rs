@@ -110,6 +110,9 @@ struct Posture {
     bind_address: Option<String>,
     skip_networking: Option<bool>,
     listen_scope: Option<String>,
+    /// `loopback`, `private` or `internet` (see net::reach); absent in documents from before it.
+    #[serde(default)]
+    reach: Option<String>,
 }
 
 impl Source for MysqlSource {
@@ -223,12 +226,13 @@ impl MysqlSource {
                     .collect(),
             )
         });
-        let listen_scope = match (skip_networking, &bind_address) {
+        let scope = match (skip_networking, &bind_address) {
             (Some(true), _) => Some(net::Scope::Loopback),
             (_, Some(b)) => Some(net::widest(b.split(',').map(str::trim).filter(|s| !s.is_empty()))),
             _ => None,
-        }
-        .map(|s| s.as_str().to_string());
+        };
+        let listen_scope = scope.map(|s| s.as_str().to_string());
+        let reach = Some(net::reach(self.common.reach, scope, &self.host).as_str().to_string());
         Ok(Posture {
             flavor,
             version,
@@ -241,6 +245,7 @@ impl MysqlSource {
             bind_address,
             skip_networking,
             listen_scope,
+            reach,
         })
     }
 
@@ -279,10 +284,11 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a mysql posture: {e}"))?;
     let mut out = Vec::new();
     let product = if p.flavor == "mariadb" { "MariaDB" } else { "MySQL" };
+    let auth_off = net::auth_off_severity(p.reach.as_deref());
     if p.unauthenticated_login == "accepted" {
         out.push(Finding::new(
             "mysql.auth.unauthenticated_login",
-            Severity::Critical,
+            auth_off,
             true,
             format!(
                 "{product} let a made-up user log in with no password: grant checking is off (--skip-grant-tables) or an anonymous \
@@ -300,7 +306,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     if !remote.is_empty() {
         out.push(Finding::new(
             "mysql.account.empty_password",
-            Severity::Critical,
+            auth_off,
             true,
             format!("Accounts reachable over the network have no password: {}. Set one (ALTER USER ... IDENTIFIED BY '...') or lock them (ALTER USER ... ACCOUNT LOCK).", remote.join(", ")),
         ));
@@ -323,7 +329,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             if remote_anon.is_empty() {
                 Severity::High
             } else {
-                Severity::Critical
+                auth_off
             },
             !remote_anon.is_empty(),
             format!(
@@ -391,6 +397,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         ["require_secure_transport"] => classify_flag(c.before, c.after, true, weak(Severity::Medium)),
         ["tls_available"] => classify_flag(c.before, c.after, true, weak(Severity::High)),
         ["skip_networking"] => classify_flag(c.before, c.after, true, weak(Severity::Medium)),
+        ["reach"] => classify_rank(
+            c.before,
+            c.after,
+            &net::Reach::RANKS_WIDEST_FIRST,
+            weak(Severity::Medium),
+        ),
         ["listen_scope"] => classify_rank(
             c.before,
             c.after,

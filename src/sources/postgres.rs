@@ -43,6 +43,7 @@ struct Config {
 
 struct PostgresSource {
     common: Common,
+    host: String,
     shown_url: String,
     native: String,
     config: tokio_postgres::Config,
@@ -80,8 +81,13 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
         Some(tokio_postgres::config::Host::Unix(p)) => format!("unix:{}:{port}", p.display()),
         None => return Err(format!("url {shown_url} names no host")),
     };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
     Ok(Box::new(PostgresSource {
         common: common.clone(),
+        host,
         shown_url,
         native,
         config,
@@ -116,6 +122,9 @@ struct Posture {
     login_roles_without_password: Option<Vec<String>>,
     superusers: Vec<String>,
     version: String,
+    /// `loopback`, `private` or `internet` (see net::reach); absent in documents from before it.
+    #[serde(default)]
+    reach: Option<String>,
 }
 
 impl Source for PostgresSource {
@@ -233,6 +242,11 @@ impl PostgresSource {
             login_roles_without_password,
             superusers,
             version: settings.get(3),
+            reach: Some(
+                net::reach(self.common.reach, Some(listen_scope), &self.host)
+                    .as_str()
+                    .to_string(),
+            ),
         })
     }
 }
@@ -402,7 +416,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             if !trust_remote.is_empty() {
                 out.push(Finding::new(
                     "postgres.hba.trust_remote",
-                    Severity::Critical,
+                    net::auth_off_severity(p.reach.as_deref()),
                     true,
                     format!(
                         "pg_hba.conf lets network clients log in without a password: {}. Anyone who reaches the \
@@ -587,6 +601,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
                 _ => Classification::NEUTRAL,
             }
         }
+        ["reach"] => classify_rank(
+            c.before,
+            c.after,
+            &net::Reach::RANKS_WIDEST_FIRST,
+            Classification::weakened(Severity::Medium),
+        ),
         ["ssl"] => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
         ["listen_scope"] => classify_rank(
             c.before,

@@ -108,6 +108,9 @@ struct Posture {
     listen_scope: Option<String>,
     tls_port: Option<u16>,
     version: Option<String>,
+    /// `loopback`, `private` or `internet` (see net::reach); absent in documents from before it.
+    #[serde(default)]
+    reach: Option<String>,
 }
 
 impl Source for RedisSource {
@@ -207,9 +210,9 @@ impl RedisSource {
             .and_then(|v| v.parse::<u16>().ok());
         let acl: Option<Vec<String>> = redis::cmd("ACL").arg("LIST").query_async(&mut con).await.ok();
         let acl_nopass_users = acl.map(|lines| nopass_users(&lines));
-        let listen_scope = bind
-            .as_ref()
-            .map(|b| net::widest(b.iter().map(String::as_str)).as_str().to_string());
+        let scope = bind.as_ref().map(|b| net::widest(b.iter().map(String::as_str)));
+        let listen_scope = scope.map(|s| s.as_str().to_string());
+        let reach = Some(net::reach(self.common.reach, scope, &self.host).as_str().to_string());
 
         let unauthenticated_probe = self.probe_without_credentials().await;
         Ok(Posture {
@@ -221,6 +224,7 @@ impl RedisSource {
             listen_scope,
             tls_port,
             version,
+            reach,
         })
     }
 
@@ -315,6 +319,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a redis posture: {e}"))?;
     let mut out = Vec::new();
     let loopback_only = p.listen_scope.as_deref() == Some("loopback");
+    let auth_off = net::auth_off_severity(p.reach.as_deref());
     let default_nopass = p
         .acl_nopass_users
         .as_ref()
@@ -322,7 +327,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
     match p.unauthenticated_probe.as_str() {
         "accepted" => out.push(Finding::new(
             "redis.auth.disabled",
-            Severity::Critical,
+            auth_off,
             true,
             "Redis runs commands for clients that send no password (a credential-less DBSIZE succeeded). \
              Set a password now: `CONFIG SET requirepass <secret>` (or `ACL SETUSER default on >secret`), \
@@ -345,7 +350,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
         if !others.is_empty() {
             out.push(Finding::new(
                 "redis.acl.nopass_user",
-                Severity::Critical,
+                auth_off,
                 true,
                 format!(
                     "ACL user(s) {} accept any password: anyone can `AUTH` as them. Give each a password \
@@ -418,6 +423,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             classify_risky_member(c.before, c.after, Classification::weakened(Severity::Critical))
         }
         "protected_mode" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium)),
+        "reach" => classify_rank(
+            c.before,
+            c.after,
+            &net::Reach::RANKS_WIDEST_FIRST,
+            Classification::weakened(Severity::Medium),
+        ),
         "listen_scope" => classify_rank(
             c.before,
             c.after,
@@ -516,6 +527,40 @@ mod tests {
             let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
             assert_eq!(rules(&posture), want, "case: {name}");
         }
+    }
+
+    #[test]
+    fn authentication_off_is_graded_by_reach() {
+        let open = with(
+            protected(),
+            json!({"unauthenticated_probe": "accepted", "requirepass_set": false, "acl_nopass_users": ["default"]}),
+        );
+        let cases = [
+            ("loopback", Severity::High),
+            ("private", Severity::Critical),
+            ("internet", Severity::Critical),
+        ];
+        for (reach, want) in cases {
+            let f = assess(&with(open.clone(), json!({ "reach": reach }))).unwrap();
+            assert_eq!(
+                (f[0].rule.as_str(), f[0].severity, f[0].exposed),
+                ("redis.auth.disabled", want, true),
+                "{reach}"
+            );
+        }
+        let d = protected();
+        let widened = classify(&FieldChange {
+            path: "/reach",
+            before: &json!("loopback"),
+            after: &json!("internet"),
+            before_doc: &d,
+            after_doc: &d,
+        });
+        assert_eq!(
+            widened.class,
+            ChangeClass::Weakened,
+            "widening the reach is a weakening"
+        );
     }
 
     #[test]
