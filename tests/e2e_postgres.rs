@@ -35,6 +35,10 @@ fn postgres_trust_for_the_world_then_restored() {
         base.contains("scram-sha-256"),
         "the monitoring role must see pg_hba rules: {base}"
     );
+    assert!(
+        base.contains("\"unauthenticated_login\": \"denied\""),
+        "a password-less login as postgres is refused: {base}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert!(smtp.mails().is_empty(), "{:?}", smtp.mails());
 
@@ -49,6 +53,14 @@ fn postgres_trust_for_the_world_then_restored() {
     );
     let text = alert["text"].as_str().unwrap();
     assert!(text.contains("postgres.hba.trust_remote"), "{text}");
+    assert!(
+        text.contains("postgres.auth.unauthenticated_login"),
+        "the probe got in: {text}"
+    );
+    assert!(
+        text.contains("weakened /unauthenticated_login: denied → accepted"),
+        "{text}"
+    );
     assert!(text.contains("`host all all 0.0.0.0/0 trust`"), "{text}");
     assert!(text.contains("auth_method: scram-sha-256 → trust"), "{text}");
     wait_for("exposed = 1", Duration::from_secs(10), || {

@@ -122,6 +122,9 @@ struct Posture {
     login_roles_without_password: Option<Vec<String>>,
     superusers: Vec<String>,
     version: String,
+    /// `postgres` with no password, from lockwatch's host: `accepted`, `denied`, `inconclusive`.
+    #[serde(default)]
+    unauthenticated_login: Option<String>,
     /// `loopback`, `private` or `internet` (see net::reach); absent in documents from before it.
     #[serde(default)]
     reach: Option<String>,
@@ -146,22 +149,54 @@ impl Source for PostgresSource {
 }
 
 impl PostgresSource {
+    async fn connect_with(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> anyhow::Result<Result<tokio_postgres::Client, tokio_postgres::Error>> {
+        Ok(if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+            config.connect(tokio_postgres::NoTls).await.map(|(client, conn)| {
+                tokio::spawn(conn);
+                client
+            })
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(self.ca_file.as_deref())?);
+            config.connect(tls).await.map(|(client, conn)| {
+                tokio::spawn(conn);
+                client
+            })
+        })
+    }
+
     async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let fail = |e: tokio_postgres::Error| {
+        self.connect_with(&self.config).await?.map_err(|e| {
             anyhow!(
                 "connecting to {}: {e} (check the url, the password and pg_hba.conf for the monitoring role)",
                 self.shown_url
             )
-        };
-        if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = self.config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
-            tokio::spawn(conn);
-            Ok(client)
-        } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(self.ca_file.as_deref())?);
-            let (client, conn) = self.config.connect(tls).await.map_err(fail)?;
-            tokio::spawn(conn);
-            Ok(client)
+        })
+    }
+
+    /// Log in as `postgres` with no password, from where lockwatch runs.
+    async fn probe_without_password(&self) -> String {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&self.host)
+            .port(self.config.get_ports().first().copied().unwrap_or(5432))
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(self.common.timeout)
+            .ssl_mode(self.config.get_ssl_mode());
+        match tokio::time::timeout(self.common.timeout, self.connect_with(&c)).await {
+            Ok(Ok(Ok(_client))) => "accepted".into(),
+            Ok(Ok(Err(e))) => {
+                // "password missing" lives in the error's cause, not its message.
+                let text = format!("{e} {:?}", std::error::Error::source(&e));
+                let verdict = classify_login_error(e.code(), &text);
+                if verdict == "inconclusive" {
+                    tracing::debug!(error = %text, "unauthenticated probe inconclusive");
+                }
+                verdict.into()
+            }
+            _ => "inconclusive".into(),
         }
     }
 
@@ -242,6 +277,7 @@ impl PostgresSource {
             login_roles_without_password,
             superusers,
             version: settings.get(3),
+            unauthenticated_login: Some(self.probe_without_password().await),
             reach: Some(
                 net::reach(self.common.reach, Some(listen_scope), &self.host)
                     .as_str()
@@ -391,6 +427,48 @@ fn method_rank(m: &str) -> Option<u8> {
     })
 }
 
+/// What a failed login means: the server refused us (`denied`), or we cannot tell.
+fn classify_login_error(code: Option<&tokio_postgres::error::SqlState>, text: &str) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match code {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => "denied",
+        // The server asked for a password we do not have.
+        _ if text.contains("password missing") => "denied",
+        _ => "inconclusive",
+    }
+}
+
+/// Which range a host rule's addresses fall in: `internet`, `private`, `loopback`, or
+/// `named hosts` for host names.
+fn range_of(rule: &HbaRule) -> &'static str {
+    match (rule.address.as_deref().unwrap_or("all"), open_bits(rule)) {
+        (_, None) => "loopback",
+        ("all", _) => "internet",
+        ("samenet", _) => "private",
+        (_, Some(bits)) if bits > 96 => "internet",
+        (a, _) => match a.parse::<IpAddr>() {
+            Ok(_) => match net::scope_of(a) {
+                net::Scope::Loopback => "loopback",
+                net::Scope::Private => "private",
+                _ => "internet",
+            },
+            Err(_) => "named hosts",
+        },
+    }
+}
+
+/// Rules grouped by the range they open, widest first: "internet: `…`; private: `…`".
+fn by_range(rules: &[&HbaRule]) -> String {
+    ["internet", "named hosts", "private", "loopback"]
+        .iter()
+        .filter_map(|range| {
+            let group: Vec<&HbaRule> = rules.iter().copied().filter(|r| range_of(r) == *range).collect();
+            (!group.is_empty()).then(|| format!("{range}: {}", quote_rules(&group)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn quote_rules(rules: &[&HbaRule]) -> String {
     rules
         .iter()
@@ -419,10 +497,10 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
                     net::auth_off_severity(p.reach.as_deref()),
                     true,
                     format!(
-                        "pg_hba.conf lets network clients log in without a password: {}. Anyone who reaches the \
+                        "pg_hba.conf lets network clients log in without a password, by range: {}. Anyone who reaches the \
                          server (listening on {}) can log in as the roles named. Change the method to scram-sha-256 \
                          and run SELECT pg_reload_conf();",
-                        quote_rules(&trust_remote),
+                        by_range(&trust_remote),
                         p.listen_scope
                     ),
                 ));
@@ -447,9 +525,9 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
                     Severity::High,
                     false,
                     format!(
-                        "pg_hba.conf accepts cleartext passwords over unencrypted network connections: {}. \
+                        "pg_hba.conf accepts cleartext passwords over unencrypted network connections, by range: {}. \
                          Use scram-sha-256 (and hostssl).",
-                        quote_rules(&cleartext)
+                        by_range(&cleartext)
                     ),
                 ));
             }
@@ -481,6 +559,19 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
                 ));
             }
         }
+    }
+    if p.unauthenticated_login.as_deref() == Some("accepted") {
+        out.push(Finding::new(
+            "postgres.auth.unauthenticated_login",
+            net::auth_off_severity(p.reach.as_deref()),
+            true,
+            format!(
+                "A login as the superuser postgres with no password succeeded from lockwatch's host (the server is reachable from: {}). \
+                 Find the trust rule that matched (SELECT * FROM pg_hba_file_rules WHERE auth_method = 'trust'), \
+                 change it to scram-sha-256 or peer, and run SELECT pg_reload_conf();",
+                p.reach.as_deref().unwrap_or("unknown")
+            ),
+        ));
     }
     let remote_listener = p.listen_scope != "loopback";
     if !p.ssl && remote_listener {
@@ -601,6 +692,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
                 _ => Classification::NEUTRAL,
             }
         }
+        ["unauthenticated_login"] => classify_rank(
+            c.before,
+            c.after,
+            &["accepted", "denied"],
+            Classification::weakened(Severity::Critical),
+        ),
         ["reach"] => classify_rank(
             c.before,
             c.after,
@@ -750,6 +847,83 @@ mod tests {
             let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
             assert_eq!(rules_of(&p), want, "case: {name}");
         }
+    }
+
+    #[test]
+    fn rules_are_broken_down_by_range() {
+        let r =
+            |a: Option<&str>, m: Option<&str>| serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap();
+        let cases = [
+            (r(Some("0.0.0.0"), Some("0.0.0.0")), "internet"),
+            (r(Some("all"), None), "internet"),
+            (r(Some("203.0.113.0"), Some("255.255.255.0")), "internet"),
+            (r(Some("10.0.0.0"), Some("255.0.0.0")), "private"),
+            (r(Some("samenet"), None), "private"),
+            (r(Some("127.0.0.1"), Some("255.255.255.255")), "loopback"),
+            (r(Some(".example.com"), None), "named hosts"),
+        ];
+        for (rule, want) in &cases {
+            assert_eq!(range_of(rule), *want, "{}", render_rule(rule));
+        }
+        let all: Vec<&HbaRule> = cases.iter().map(|(r, _)| r).collect();
+        let text = by_range(&all);
+        assert!(text.starts_with("internet: `host all all 0.0.0.0/0 trust`"), "{text}");
+        assert!(text.contains("; private: ") && text.contains("; loopback: "), "{text}");
+    }
+
+    #[test]
+    fn login_errors_table() {
+        use tokio_postgres::error::SqlState;
+        assert_eq!(classify_login_error(Some(&SqlState::INVALID_PASSWORD), ""), "denied");
+        assert_eq!(
+            classify_login_error(Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION), ""),
+            "denied"
+        );
+        assert_eq!(
+            classify_login_error(None, "invalid configuration: password missing"),
+            "denied"
+        );
+        assert_eq!(classify_login_error(None, "connection refused"), "inconclusive");
+    }
+
+    #[test]
+    fn unauthenticated_login_is_graded_by_reach() {
+        for (reach, want) in [
+            ("loopback", Severity::High),
+            ("private", Severity::Critical),
+            ("internet", Severity::Critical),
+        ] {
+            let mut p = posture(vec![]);
+            p["unauthenticated_login"] = json!("accepted");
+            p["reach"] = json!(reach);
+            let f: Vec<(String, Severity, bool)> = assess(&p)
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.rule, f.severity, f.exposed))
+                .collect();
+            assert_eq!(
+                f,
+                vec![("postgres.auth.unauthenticated_login".to_string(), want, true)],
+                "{reach}"
+            );
+        }
+        let d = posture(vec![]);
+        let c = classify(&FieldChange {
+            path: "/unauthenticated_login",
+            before: &json!("denied"),
+            after: &json!("accepted"),
+            before_doc: &d,
+            after_doc: &d,
+        });
+        assert_eq!((c.class, c.severity), (ChangeClass::Weakened, Severity::Critical));
+        let c = classify(&FieldChange {
+            path: "/unauthenticated_login",
+            before: &json!("denied"),
+            after: &json!("inconclusive"),
+            before_doc: &d,
+            after_doc: &d,
+        });
+        assert_eq!(c.class, ChangeClass::Neutral);
     }
 
     #[test]
