@@ -449,6 +449,9 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
+    if let Some(cl) = super::classify_reach(c) {
+        return cl;
+    }
     let weak = Classification::weakened;
     match c.path.trim_start_matches('/').split('/').collect::<Vec<_>>().as_slice() {
         ["anonymous_root"] => classify_rank(
@@ -462,18 +465,6 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         ["anonymous_roles", _] => classify_risky_member(c.before, c.after, weak(Severity::High)),
         ["http_tls"] => classify_flag(c.before, c.after, true, weak(Severity::High)),
         ["cors_allow_any_origin"] => classify_flag(c.before, c.after, false, weak(Severity::Medium)),
-        ["reach"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Reach::RANKS_WIDEST_FIRST,
-            weak(Severity::Medium),
-        ),
-        ["listen_scope"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Scope::RANKS_WIDEST_FIRST,
-            weak(Severity::Medium),
-        ),
         _ => Classification::NEUTRAL,
     }
 }

@@ -132,6 +132,22 @@ pub fn classify_flag(before: &Value, after: &Value, protective: bool, weakened: 
     }
 }
 
+/// Classification shared by every self-hosted kind: how far its listener (`/listen_scope`) and
+/// the resource (`/reach`) can be reached. Widening either is a weakening. `None` for other fields.
+pub fn classify_reach(c: &FieldChange<'_>) -> Option<Classification> {
+    let ranks: &[&str] = match c.path {
+        "/reach" => &crate::net::Reach::RANKS_WIDEST_FIRST,
+        "/listen_scope" => &crate::net::Scope::RANKS_WIDEST_FIRST,
+        _ => return None,
+    };
+    Some(classify_rank(
+        c.before,
+        c.after,
+        ranks,
+        Classification::weakened(crate::model::Severity::Medium),
+    ))
+}
+
 /// A member of a list of risky things (users without password, superusers…): added is weaker.
 /// `before`/`after` are one element (the other side `null`) as reported by the diff.
 pub fn classify_risky_member(before: &Value, after: &Value, weakened: Classification) -> Classification {

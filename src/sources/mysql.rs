@@ -377,6 +377,9 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
+    if let Some(cl) = super::classify_reach(c) {
+        return cl;
+    }
     let weak = Classification::weakened;
     let account_severity = |v: &Value| {
         if v.as_str().is_some_and(is_local_host) {
@@ -397,18 +400,6 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         ["require_secure_transport"] => classify_flag(c.before, c.after, true, weak(Severity::Medium)),
         ["tls_available"] => classify_flag(c.before, c.after, true, weak(Severity::High)),
         ["skip_networking"] => classify_flag(c.before, c.after, true, weak(Severity::Medium)),
-        ["reach"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Reach::RANKS_WIDEST_FIRST,
-            weak(Severity::Medium),
-        ),
-        ["listen_scope"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Scope::RANKS_WIDEST_FIRST,
-            weak(Severity::Medium),
-        ),
         _ => Classification::NEUTRAL,
     }
 }

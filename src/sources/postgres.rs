@@ -629,6 +629,9 @@ fn rule_at<'a>(doc: &'a Value, path: &str) -> Option<HbaRule> {
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
+    if let Some(cl) = super::classify_reach(c) {
+        return cl;
+    }
     let parts: Vec<&str> = c.path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["hba_rules", _] => {
@@ -698,19 +701,7 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             &["accepted", "denied"],
             Classification::weakened(Severity::Critical),
         ),
-        ["reach"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Reach::RANKS_WIDEST_FIRST,
-            Classification::weakened(Severity::Medium),
-        ),
         ["ssl"] => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
-        ["listen_scope"] => classify_rank(
-            c.before,
-            c.after,
-            &net::Scope::RANKS_WIDEST_FIRST,
-            Classification::weakened(Severity::Medium),
-        ),
         ["password_encryption"] => classify_rank(
             c.before,
             c.after,

@@ -404,6 +404,9 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
+    if let Some(cl) = super::classify_reach(c) {
+        return cl;
+    }
     let top = crate::diff::top_field(c.path);
     match top {
         "unauthenticated_probe" => classify_rank(
@@ -423,18 +426,6 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             classify_risky_member(c.before, c.after, Classification::weakened(Severity::Critical))
         }
         "protected_mode" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium)),
-        "reach" => classify_rank(
-            c.before,
-            c.after,
-            &net::Reach::RANKS_WIDEST_FIRST,
-            Classification::weakened(Severity::Medium),
-        ),
-        "listen_scope" => classify_rank(
-            c.before,
-            c.after,
-            &net::Scope::RANKS_WIDEST_FIRST,
-            Classification::weakened(Severity::Medium),
-        ),
         "tls_port" => match (c.before.as_u64(), c.after.as_u64()) {
             (Some(b), Some(0)) if b != 0 => Classification::weakened(Severity::High),
             (Some(0), Some(a)) if a != 0 => Classification::STRENGTHENED,
