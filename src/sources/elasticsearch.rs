@@ -434,17 +434,12 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             "CORS allows any origin: any web page a user opens can call the cluster from their browser. Set http.cors.allow-origin to your own sites.",
         ));
     }
-    if matches!(p.listen_scope.as_deref(), Some("all_interfaces" | "public")) {
-        out.push(Finding::new(
-            "elasticsearch.listen.wide",
-            Severity::Low,
-            false,
-            format!(
-                "The HTTP layer binds {}; make sure a firewall limits who reaches it.",
-                p.bound_addresses.unwrap_or_default().join(", ")
-            ),
-        ));
-    }
+    out.extend(super::wide_listener(
+        "elasticsearch.listen.wide",
+        product,
+        p.listen_scope.as_deref(),
+        &p.bound_addresses.unwrap_or_default().join(", "),
+    ));
     Ok(out)
 }
 

@@ -148,6 +148,22 @@ pub fn classify_reach(c: &FieldChange<'_>) -> Option<Classification> {
     ))
 }
 
+/// The low-severity reminder every self-hosted kind gives when its listener binds every
+/// interface or a public address: `<kind>.listen.wide`. `binds` says what it binds.
+pub fn wide_listener(rule: &str, product: &str, listen_scope: Option<&str>, binds: &str) -> Option<Finding> {
+    matches!(listen_scope, Some("all_interfaces" | "public")).then(|| {
+        Finding::new(
+            rule,
+            crate::model::Severity::Low,
+            false,
+            format!(
+                "{product} listens on {binds} ({}); make sure a firewall or security group limits who reaches it.",
+                listen_scope.unwrap_or_default()
+            ),
+        )
+    })
+}
+
 /// A member of a list of risky things (users without password, superusers…): added is weaker.
 /// `before`/`after` are one element (the other side `null`) as reported by the diff.
 pub fn classify_risky_member(before: &Value, after: &Value, weakened: Classification) -> Classification {

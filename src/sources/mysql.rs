@@ -362,17 +362,12 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             "TLS is available but not required: clients may still connect in clear. Set require_secure_transport = ON.",
         ));
     }
-    if matches!(p.listen_scope.as_deref(), Some("all_interfaces" | "public")) {
-        out.push(Finding::new(
-            "mysql.listen.wide",
-            Severity::Low,
-            false,
-            format!(
-                "{product} binds {}; make sure a firewall limits who reaches it.",
-                p.bind_address.as_deref().unwrap_or("every interface")
-            ),
-        ));
-    }
+    out.extend(super::wide_listener(
+        "mysql.listen.wide",
+        product,
+        p.listen_scope.as_deref(),
+        p.bind_address.as_deref().unwrap_or("every interface"),
+    ));
     Ok(out)
 }
 

@@ -607,18 +607,12 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             ),
         ));
     }
-    if matches!(p.listen_scope.as_str(), "all_interfaces" | "public") {
-        out.push(Finding::new(
-            "postgres.listen.wide",
-            Severity::Low,
-            false,
-            format!(
-                "PostgreSQL listens on {} ({}); make sure a firewall or security group limits who reaches it.",
-                p.listen_addresses.join(","),
-                p.listen_scope
-            ),
-        ));
-    }
+    out.extend(super::wide_listener(
+        "postgres.listen.wide",
+        "PostgreSQL",
+        Some(&p.listen_scope),
+        &p.listen_addresses.join(","),
+    ));
     Ok(out)
 }
 

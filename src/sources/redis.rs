@@ -381,25 +381,17 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             ),
         ));
     }
-    if matches!(p.listen_scope.as_deref(), Some("all_interfaces") | Some("public")) {
-        out.push(Finding::new(
-            "redis.listen.wide",
-            Severity::Low,
-            false,
-            format!(
-                "Redis listens on {} ({}); make sure a firewall or security group limits who reaches it.",
-                p.bind
-                    .as_ref()
-                    .map(|b| if b.is_empty() {
-                        "every interface".to_string()
-                    } else {
-                        b.join(" ")
-                    })
-                    .unwrap_or_default(),
-                p.listen_scope.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
+    let binds = match &p.bind {
+        Some(b) if b.is_empty() => "every interface".to_string(),
+        Some(b) => b.join(" "),
+        None => "?".to_string(),
+    };
+    out.extend(super::wide_listener(
+        "redis.listen.wide",
+        "Redis",
+        p.listen_scope.as_deref(),
+        &binds,
+    ));
     Ok(out)
 }
 
