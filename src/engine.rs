@@ -81,6 +81,8 @@ pub struct Engine {
     failures: HashMap<String, (u32, String)>,
     /// Active suppressions by resource id.
     suppressions: HashMap<String, Vec<crate::store::Suppression>>,
+    /// Sources whose status row exists in the store (written at least once).
+    status_recorded: HashSet<String>,
     pub blind_after: u32,
     known: HashMap<String, Known>,
     open: HashMap<String, Vec<alerting::OpenAlert>>,
@@ -106,6 +108,7 @@ impl Engine {
         let mut e = Engine {
             failures: HashMap::new(),
             suppressions: HashMap::new(),
+            status_recorded: HashSet::new(),
             blind_after: 3,
             known: HashMap::new(),
             open: HashMap::new(),
@@ -126,6 +129,7 @@ impl Engine {
         self.known = self.store.load_known()?;
         self.open = self.store.load_open_alerts()?;
         self.failures = self.store.source_failures()?;
+        self.status_recorded = self.failures.keys().cloned().collect();
         self.load_suppressions()?;
         self.seen_version = self.store.data_version()?;
         Ok(())
@@ -406,6 +410,7 @@ impl Engine {
         }
 
         // Blindness: a source that keeps failing is itself an alert.
+        let mut status_changed: HashSet<String> = HashSet::new();
         for c in &collected {
             let failed = match &c.result {
                 Err(e) => Some(e.clone()),
@@ -419,11 +424,19 @@ impl Engine {
                 Ok(_) => None,
             };
             let entry = self.failures.entry(c.source.clone()).or_default();
-            *entry = match failed {
+            let next = match failed {
                 Some(msg) => (entry.0 + 1, msg),
                 None => (0, String::new()),
             };
+            if *entry != next || !self.status_recorded.contains(&c.source) {
+                status_changed.insert(c.source.clone());
+            }
+            *entry = next;
         }
+        // A source's status row is written only when it changes, so that an unchanged cycle
+        // writes nothing at all (timestamps live in the metrics).
+        w.source_results.retain(|(s, _)| status_changed.contains(s));
+        self.status_recorded.extend(status_changed.iter().cloned());
         let mut sources: Vec<&String> = self.configured.iter().collect();
         sources.sort();
         for source in sources {
@@ -571,8 +584,18 @@ mod tests {
             assert_eq!(s.changed, if t == 0 { 2 } else { 0 });
         }
         assert_eq!(e.store.snapshots("cache/redis/a:1").unwrap().len(), 1);
+        // Not a single row: the unchanged cycles commit nothing.
+        let before = e.store.total_changes();
+        for t in 50..60 {
+            e.apply(
+                t,
+                ok(vec![res("a:1", posture(false, true)), res("b:2", posture(false, true))]),
+            )
+            .unwrap();
+        }
+        assert_eq!(e.store.total_changes(), before, "an unchanged cycle writes no row");
         e.apply(
-            50,
+            60,
             ok(vec![
                 res("a:1", posture(false, false)),
                 res("b:2", posture(false, true)),
@@ -581,6 +604,7 @@ mod tests {
         .unwrap();
         assert_eq!(e.store.snapshots("cache/redis/a:1").unwrap().len(), 2);
         assert_eq!(e.store.snapshots("cache/redis/b:2").unwrap().len(), 1);
+        assert!(e.store.total_changes() > before);
     }
 
     #[test]

@@ -244,6 +244,12 @@ impl Store {
         Ok(())
     }
 
+    /// Rows inserted, updated or deleted through this connection since it opened.
+    #[cfg(test)]
+    pub fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// Changes whenever another connection commits; cheap to poll.
     pub fn data_version(&self) -> anyhow::Result<i64> {
         Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
