@@ -9,7 +9,7 @@ use super::{
     Collection, Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
     classify_risky_member,
 };
-use crate::model::{Classification, Finding, Resource, Severity};
+use crate::model::{Classification, Finding, Severity};
 use crate::net;
 use crate::secret::{self, Secret};
 use anyhow::{Context, anyhow};
@@ -162,12 +162,7 @@ impl Source for EsSource {
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
             let posture = self.observe().await?;
-            Ok(Collection::complete(vec![Resource::new(
-                &self.common.name,
-                "elasticsearch",
-                &self.native,
-                serde_json::to_value(posture)?,
-            )]))
+            Collection::single(&self.common.name, "elasticsearch", &self.native, posture)
         })
     }
 }

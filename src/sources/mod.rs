@@ -45,6 +45,21 @@ impl Collection {
             failed: vec![],
         }
     }
+
+    /// The one resource of a single-server source, nothing failed.
+    pub fn single(
+        source: &str,
+        kind: &'static str,
+        native_name: &str,
+        posture: impl serde::Serialize,
+    ) -> anyhow::Result<Self> {
+        Ok(Collection::complete(vec![Resource::new(
+            source,
+            kind,
+            native_name,
+            serde_json::to_value(posture)?,
+        )]))
+    }
 }
 
 /// A configured, runnable source (one `[[sources]]` entry).

@@ -7,7 +7,7 @@ use super::{
     Collection, Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
     classify_risky_member,
 };
-use crate::model::{Classification, Finding, Resource, Severity};
+use crate::model::{Classification, Finding, Severity};
 use crate::net;
 use crate::secret;
 use anyhow::{Context, anyhow};
@@ -138,12 +138,7 @@ impl Source for PostgresSource {
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
             let posture = self.observe().await?;
-            Ok(Collection::complete(vec![Resource::new(
-                &self.common.name,
-                "postgres",
-                &self.native,
-                serde_json::to_value(posture)?,
-            )]))
+            Collection::single(&self.common.name, "postgres", &self.native, posture)
         })
     }
 }

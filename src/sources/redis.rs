@@ -7,7 +7,7 @@ use super::{
     Collection, Common, FieldChange, ResourceKind, Source, SourceKind, classify_flag, classify_rank,
     classify_risky_member,
 };
-use crate::model::{Classification, Finding, Resource, Severity};
+use crate::model::{Classification, Finding, Severity};
 use crate::net;
 use crate::secret::{self, Secret};
 use anyhow::{Context, anyhow};
@@ -126,12 +126,7 @@ impl Source for RedisSource {
             } else {
                 format!("{}:{}", self.host, self.port)
             };
-            Ok(Collection::complete(vec![Resource::new(
-                &self.common.name,
-                "redis",
-                &native,
-                serde_json::to_value(posture)?,
-            )]))
+            Collection::single(&self.common.name, "redis", &native, posture)
         })
     }
 }
