@@ -370,6 +370,8 @@ impl Mariadb {
         let port = free_port();
         let mdir = dir.join(format!("mariadb-{port}"));
         std::fs::create_dir_all(mdir.join("data")).unwrap();
+        // Its own temporary directory (owned by mysql): concurrent bootstraps in the shared /tmp collided.
+        std::fs::create_dir_all(mdir.join("tmp")).unwrap();
         let out = Command::new("chown")
             .args(["-R", "mysql:mysql"])
             .arg(&mdir)
@@ -384,6 +386,7 @@ impl Mariadb {
                 "--auth-root-authentication-method=socket",
             ])
             .arg(format!("--datadir={}", mdir.join("data").display()))
+            .arg(format!("--tmpdir={}", mdir.join("tmp").display()))
             .output()
             .unwrap();
         assert!(
@@ -420,6 +423,7 @@ impl Mariadb {
         ])
         .arg(format!("--datadir={}", self.dir.join("data").display()))
         .arg(format!("--port={}", self.port))
+        .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
         .arg(format!("--socket={}", self.sock().display()))
         .arg(format!("--pid-file={}", self.dir.join("mysqld.pid").display()))
         .args(extra);
