@@ -34,8 +34,10 @@ pub enum Notice {
     Alert(Severity),
     /// Nothing new; open conditions are due a reminder.
     Reminder(Severity),
-    /// Conditions went away.
+    /// Every condition went away.
     Resolved,
+    /// Some conditions went away, others are still open at this severity: never titled RESOLVED.
+    PartlyResolved(Severity),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,7 +137,17 @@ pub fn plan_with(
     p.notice = if let Some(s) = new_sev {
         Some(Notice::Alert(s))
     } else if !p.resolved.is_empty() {
-        Some(Notice::Resolved)
+        // Still-open rules, suppressed or not, keep the subject from saying RESOLVED.
+        match p
+            .still_open
+            .iter()
+            .map(|o| o.severity)
+            .chain(p.updated.iter().map(|c| c.severity))
+            .max()
+        {
+            Some(s) => Some(Notice::PartlyResolved(s)),
+            None => Some(Notice::Resolved),
+        }
     } else if reminder_due {
         let worst = p
             .still_open
@@ -259,6 +271,18 @@ mod tests {
                 "case: {name}: {p:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_partial_resolution_is_not_an_all_clear() {
+        let p = plan(
+            &[cond("b", High)],
+            &[open("a", Critical, 5), open("b", High, 5)],
+            10,
+            4 * 3600,
+        );
+        assert_eq!(p.notice, Some(Notice::PartlyResolved(High)));
+        assert_eq!(p.resolved.len(), 1);
     }
 
     #[test]

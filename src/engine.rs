@@ -197,6 +197,7 @@ impl Engine {
                 Notice::Alert(_) => "alert",
                 Notice::Reminder(_) => "reminder",
                 Notice::Resolved => "resolved",
+                Notice::PartlyResolved(_) => "partly-resolved",
             }
             .into(),
             subject: rendered.subject,

@@ -46,6 +46,10 @@ pub fn subject(notice: Notice, resource_id: &str, exposed: bool, internet: bool)
         ),
         Notice::Reminder(s) => format!("[lockwatch] {} {resource_id} (reminder: still open)", s.subject_word()),
         Notice::Resolved => format!("[lockwatch] RESOLVED {resource_id}"),
+        Notice::PartlyResolved(s) => format!(
+            "[lockwatch] {} {resource_id} (partly resolved, still open)",
+            s.subject_word()
+        ),
     }
 }
 
@@ -60,6 +64,7 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
         }
         Notice::Alert(_) => format!("Protection of {} was weakened.", c.resource_id),
         Notice::Reminder(_) => format!("{} still has open alerts.", c.resource_id),
+        Notice::PartlyResolved(_) => format!("Some alerts on {} cleared; others are still open.", c.resource_id),
         Notice::Resolved if !c.about_posture => format!("{} is back to normal.", c.resource_id),
         Notice::Resolved => format!("Protection of {} is back.", c.resource_id),
     };
