@@ -141,7 +141,9 @@ fn anonymous_auth_and_https_enforcement() {
         crit["text"]
     );
     rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "off"]);
-    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+    // The open-policy-with-FGAC alert stays open: a partial resolution, never an all-clear.
+    let partly = format!("[lockwatch] HIGH {id} (partly resolved, still open)");
+    rig.mail(&partly);
 
     rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "off"]);
     wait_for("an alert about HTTPS", Duration::from_secs(60), || {
@@ -153,9 +155,14 @@ fn anonymous_auth_and_https_enforcement() {
         })
     });
     rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "on"]);
-    wait_for("a second RESOLVED", Duration::from_secs(60), || {
-        (rig.count(&format!("[lockwatch] RESOLVED {id}")) == 2).then_some(())
+    wait_for("a second partial resolution", Duration::from_secs(60), || {
+        (rig.count(&partly) == 2).then_some(())
     });
+    assert_eq!(
+        rig.count(&format!("[lockwatch] RESOLVED {id}")),
+        0,
+        "never an all-clear while the FGAC alert is open"
+    );
 }
 
 #[test]
