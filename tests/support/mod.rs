@@ -192,6 +192,23 @@ pub fn wait_mail(dir: &Path, prefix: &str, timeout: Duration) -> serde_json::Val
     })
 }
 
+/// Wait until the alert mails about `resource` (every mail in its thread but RESOLVED ones),
+/// taken together, name every string in `wanted`. A change that lands between two of a cycle's
+/// reads is legitimately reported in two steps: first what one read saw, then the rest.
+pub fn wait_alerts_naming(dir: &Path, resource: &str, wanted: &[&str], timeout: Duration) -> String {
+    wait_for(&format!("alerts about {resource} naming {wanted:?}"), timeout, || {
+        let text: String = read_mails(dir)
+            .iter()
+            .filter(|m| {
+                let subject = m["subject"].as_str().unwrap_or("");
+                subject.contains(resource) && !subject.contains("RESOLVED")
+            })
+            .map(|m| format!("{}\n", m["text"].as_str().unwrap_or("")))
+            .collect();
+        wanted.iter().all(|w| text.contains(w)).then_some(text)
+    })
+}
+
 // ---- AWS (moto) ------------------------------------------------------------------------------
 
 /// A moto server on its own loopback port: every AWS API lockwatch calls, with state in memory.
