@@ -5,6 +5,7 @@ use super::policy::{self, Reach};
 use super::{Ctx, TrustConfig, sdk_error};
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::sources::{FieldChange, ResourceKind, classify_flag, classify_rank};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -103,38 +104,55 @@ pub async fn collect(client: &aws_sdk_opensearch::Client, ctx: &Ctx<'_>) -> anyh
         .filter_map(|d| d.domain_name().map(str::to_string))
         .collect();
     names.sort();
+    // DescribeDomains takes at most five names per call; a few calls are in flight at once (the
+    // answers keep the listing's order). Any batch failing fails the listing: a partial list
+    // would make the missing domains look deleted.
+    let batches: Vec<Vec<String>> = names.chunks(5).map(<[String]>::to_vec).collect();
+    let described: Vec<Vec<aws_sdk_opensearch::types::DomainStatus>> = stream::iter(batches)
+        .map(|batch| describe_batch(client, batch))
+        .buffered(DESCRIBE_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let mut out = Vec::with_capacity(names.len());
-    // DescribeDomains takes at most five names per call.
-    for batch in names.chunks(5) {
-        let described = client
-            .describe_domains()
-            .set_domain_names(Some(batch.to_vec()))
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "describing domains {} (es:DescribeDomains): {}",
-                    batch.join(","),
-                    sdk_error(&e)
-                )
-            })?;
-        for d in described.domain_status_list() {
-            out.push(ctx.resource(KIND.name, d.domain_name(), serde_json::to_value(posture_of(d, ctx))?));
-        }
-        let missing: Vec<&String> = batch
-            .iter()
-            .filter(|n| {
-                !described
-                    .domain_status_list()
-                    .iter()
-                    .any(|d| d.domain_name() == n.as_str())
-            })
-            .collect();
-        if !missing.is_empty() {
-            anyhow::bail!("es:DescribeDomains did not return {missing:?}; the listing is incomplete");
-        }
+    for d in described.iter().flatten() {
+        out.push(ctx.resource(KIND.name, d.domain_name(), serde_json::to_value(posture_of(d, ctx))?));
     }
     Ok(out)
+}
+
+/// DescribeDomains calls in flight at once per region (the control plane throttles; the SDK's
+/// adaptive retry backs off when it does).
+const DESCRIBE_IN_FLIGHT: usize = 4;
+
+async fn describe_batch(
+    client: &aws_sdk_opensearch::Client,
+    batch: Vec<String>,
+) -> anyhow::Result<Vec<aws_sdk_opensearch::types::DomainStatus>> {
+    let described = client
+        .describe_domains()
+        .set_domain_names(Some(batch.clone()))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "describing domains {} (es:DescribeDomains): {}",
+                batch.join(","),
+                sdk_error(&e)
+            )
+        })?;
+    let missing: Vec<&String> = batch
+        .iter()
+        .filter(|n| {
+            !described
+                .domain_status_list()
+                .iter()
+                .any(|d| d.domain_name() == n.as_str())
+        })
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!("es:DescribeDomains did not return {missing:?}; the listing is incomplete");
+    }
+    Ok(described.domain_status_list().to_vec())
 }
 
 fn posture_of(d: &aws_sdk_opensearch::types::DomainStatus, ctx: &Ctx<'_>) -> Posture {
