@@ -102,6 +102,17 @@ class Daemon:
         self.log.close()
 
 
+def wait_cycles(d, n, timeout):
+    """Wait until the daemon has completed n cycles; returns the count."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c = d.metric("lockwatch_cycles_total") or 0
+        if c >= n:
+            return c
+        time.sleep(0.5)
+    raise RuntimeError(f"only {d.metric('lockwatch_cycles_total')} cycles after {timeout}s; see {d.log_path}")
+
+
 def state_bytes(workdir):
     state = os.path.join(workdir, "state")
     return sum(os.path.getsize(os.path.join(state, f)) for f in os.listdir(state) if f.startswith("lockwatch.db"))

@@ -229,8 +229,8 @@ def scan_fleet(name, args, tools):
         for backend, port in (("replay", replay_port), ("moto", proxy_port)):
             endpoint = f"http://127.0.0.1:{port}"
             runs = {t: [] for t in args.tools}
-            # Warm-up (fills the replay memory; checks every tool works) and findings.
-            for tool in args.tools:
+            # Warm-up on replay (fills the replay memory; checks every tool works; findings).
+            for tool in args.tools if backend == "replay" else []:
                 outdir = os.path.join(work, backend, tool, "warmup")
                 stdout = os.path.join(outdir, "stdout")
                 os.makedirs(outdir, exist_ok=True)
@@ -245,6 +245,8 @@ def scan_fleet(name, args, tools):
             for r in range(args.runs):
                 order = args.tools[r % len(args.tools):] + args.tools[: r % len(args.tools)]
                 for tool in order:
+                    if tool == "prowler" and r >= args.prowler_runs:
+                        continue
                     outdir = os.path.join(work, backend, tool, f"run{r}")
                     http(f"{endpoint}/_bench/reset", b"")
                     wall, rss, code = measured(tools.command(tool, endpoint, outdir), tools.env(endpoint),
@@ -283,11 +285,15 @@ def main():
     ap.add_argument("--fleet", choices=["small", "large", "both"], default="both")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tools", default="lockwatch,c7n,prowler,floor")
+    ap.add_argument("--prowler-runs", type=int, default=None,
+                    help="timed Prowler runs per backend (default --runs; Prowler takes minutes per run)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (tool outputs, logs)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     args.tools = args.tools.split(",")
+    if args.prowler_runs is None:
+        args.prowler_runs = args.runs
     if not os.path.exists("/usr/bin/time"):
         sys.exit("GNU time is needed for peak RSS: apt-get install time")
     tools = Tools(None, args.tools)

@@ -21,16 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 
-def wait_cycles(d, n, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        c = d.metric("lockwatch_cycles_total") or 0
-        if c >= n:
-            return c
-        time.sleep(0.5)
-    raise RuntimeError(f"only {d.metric('lockwatch_cycles_total')} cycles after {timeout}s")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=1000)
@@ -47,10 +37,10 @@ def main():
     d = common.Daemon(wd, cfg, port)
     out = {"sources": a.sources, "servers": a.servers, "cycles_per_phase": a.cycles}
     try:
-        wait_cycles(d, 3, 120)
+        common.wait_cycles(d, 3, 120)
         out["after_first_cycles"] = {"cycles": d.metric("lockwatch_cycles_total"), "state_bytes": common.state_bytes(wd), "rss_kb": d.status("VmRSS")}
         c0, cpu0, t0 = d.metric("lockwatch_cycles_total"), d.cpu_seconds(), time.time()
-        wait_cycles(d, c0 + a.cycles, a.cycles * 3 + 120)
+        common.wait_cycles(d, c0 + a.cycles, a.cycles * 3 + 120)
         c1, cpu1 = d.metric("lockwatch_cycles_total"), d.cpu_seconds()
         out["after_unchanged"] = {"cycles": c1, "state_bytes": common.state_bytes(wd), "rss_kb": d.status("VmRSS"),
                                   "peak_rss_kb": d.status("VmHWM"), "cpu_seconds_per_cycle": round((cpu1 - cpu0) / (c1 - c0), 4),
