@@ -28,61 +28,76 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
 }
 
 pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
     let collected = engine::collect_all(&config.sources).await;
-    let mut resources = Vec::new();
     let mut errors = Vec::new();
-    let mut worst: Option<Severity> = None;
-    for c in collected {
-        match c.result {
+    for c in &collected {
+        match &c.result {
             Err(message) => errors.push(json!({"source": c.source, "message": message})),
             Ok(coll) => {
                 for f in &coll.failed {
                     errors.push(json!({"source": c.source, "message": f.message}));
                 }
-                for r in coll.resources {
-                    let mut e = evaluate::evaluate(r.kind, &r.posture, &r.posture);
-                    e.findings
-                        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)));
-                    worst = worst.max(e.findings.iter().map(|f| f.severity).max());
-                    resources.push(json!({
+            }
+        }
+    }
+    // Resources are written as they are assessed, not gathered first: a fleet of ten thousand
+    // would otherwise be held twice (postures and their report) before the first byte is out.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == Format::Json {
+        write!(
+            out,
+            "{{\"errors\":{},\"resources\":[",
+            serde_json::Value::Array(errors.clone())
+        )?;
+    }
+    let mut worst: Option<Severity> = None;
+    let mut count = 0usize;
+    for coll in collected.into_iter().filter_map(|c| c.result.ok()) {
+        for r in coll.resources {
+            let posture = r.posture.value();
+            let mut e = evaluate::evaluate(r.kind, &posture, &posture);
+            e.findings
+                .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)));
+            worst = worst.max(e.findings.iter().map(|f| f.severity).max());
+            match format {
+                Format::Json => {
+                    let item = json!({
                         "id": r.id, "source": r.source, "kind": r.kind, "exposed": e.exposed,
                         "findings": e.findings.iter().map(|f| json!({"rule": f.rule, "severity": f.severity, "message": f.message})).collect::<Vec<_>>(),
-                    }));
+                    });
+                    write!(out, "{}{item}", if count == 0 { "" } else { "," })?;
+                }
+                Format::Text => {
+                    writeln!(out, "{}{}", r.id, if e.exposed { "  EXPOSED" } else { "" })?;
+                    if e.findings.is_empty() {
+                        writeln!(out, "  no findings")?;
+                    }
+                    for f in &e.findings {
+                        writeln!(out, "  [{}] {}: {}", f.severity, f.rule, f.message)?;
+                    }
                 }
             }
+            count += 1;
         }
     }
     match format {
-        Format::Json => println!("{}", json!({"resources": resources, "errors": errors})),
+        Format::Json => writeln!(out, "]}}")?,
         Format::Text => {
-            for r in &resources {
-                let exposed = if r["exposed"] == true { "  EXPOSED" } else { "" };
-                println!("{}{exposed}", r["id"].as_str().unwrap_or_default());
-                let findings = r["findings"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                if findings.is_empty() {
-                    println!("  no findings");
-                }
-                for f in findings {
-                    println!(
-                        "  [{}] {}: {}",
-                        f["severity"].as_str().unwrap_or_default(),
-                        f["rule"].as_str().unwrap_or_default(),
-                        f["message"].as_str().unwrap_or_default()
-                    );
-                }
-            }
             for e in &errors {
-                println!(
+                writeln!(
+                    out,
                     "ERROR {}: {}",
                     e["source"].as_str().unwrap_or_default(),
                     e["message"].as_str().unwrap_or_default()
-                );
+                )?;
             }
-            if resources.is_empty() && errors.is_empty() {
-                println!("no sources configured in {}", config.path.display());
+            if count == 0 && errors.is_empty() {
+                writeln!(out, "no sources configured in {}", config.path.display())?;
             }
         }
     }
+    out.flush()?;
     Ok(if worst.is_some_and(|w| w >= fail_on) {
         ExitCode::from(1)
     } else if !errors.is_empty() {
@@ -111,7 +126,7 @@ pub fn baseline_show(config: &Config, resource: Option<&str>, format: Format) ->
     let mut out = Vec::new();
     for id in ids {
         let k = &known[id];
-        let e = evaluate::evaluate(&k.kind, &k.baseline, &k.document);
+        let e = evaluate::evaluate(&k.kind, &k.baseline.value(), &k.document.value());
         let since = store.baseline_of(id)?.map(|(_, at)| at).unwrap_or_default();
         out.push((id, k, e, since));
     }
@@ -119,7 +134,7 @@ pub fn baseline_show(config: &Config, resource: Option<&str>, format: Format) ->
         Format::Json => {
             let list: Vec<_> = out
                 .iter()
-                .map(|(id, k, e, since)| json!({"id": id, "kind": k.kind, "source": k.source, "baseline_observed_at": ts(*since), "deleted": k.deleted, "baseline": k.baseline, "changes_since_baseline": e.changes}))
+                .map(|(id, k, e, since)| json!({"id": id, "kind": k.kind, "source": k.source, "baseline_observed_at": ts(*since), "deleted": k.deleted, "baseline": k.baseline.value(), "changes_since_baseline": e.changes}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
@@ -141,7 +156,7 @@ pub fn baseline_show(config: &Config, resource: Option<&str>, format: Format) ->
                     );
                 }
                 if resource.is_some() {
-                    println!("{}", serde_json::to_string_pretty(&k.baseline)?);
+                    println!("{}", serde_json::to_string_pretty(&k.baseline.value())?);
                 }
             }
         }

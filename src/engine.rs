@@ -87,6 +87,7 @@ pub struct Engine {
     known: HashMap<String, Known>,
     open: HashMap<String, Vec<alerting::OpenAlert>>,
     seen_version: i64,
+    seen_epoch: i64,
     pub min_severity: Severity,
     pub remind_every_secs: i64,
     pub config_path: PathBuf,
@@ -113,6 +114,7 @@ impl Engine {
             known: HashMap::new(),
             open: HashMap::new(),
             seen_version: -1,
+            seen_epoch: -1,
             store,
             min_severity: Severity::Medium,
             remind_every_secs: 4 * 3600,
@@ -132,6 +134,7 @@ impl Engine {
         self.status_recorded = self.failures.keys().cloned().collect();
         self.load_suppressions()?;
         self.seen_version = self.store.data_version()?;
+        self.seen_epoch = self.store.accepted_epoch()?;
         Ok(())
     }
 
@@ -207,21 +210,29 @@ impl Engine {
         });
     }
 
-    pub fn apply(&mut self, now: i64, collected: Vec<Collected>) -> anyhow::Result<CycleSummary> {
-        // Another process (`baseline accept`) committed: our cache may be stale.
+    pub fn apply(&mut self, now: i64, mut collected: Vec<Collected>) -> anyhow::Result<CycleSummary> {
+        // Another process committed. `baseline accept` changes baselines: reload everything.
+        // Anything else (the outbox worker's deliveries, `suppress`) leaves the cached documents
+        // valid: reload only the small tables, not every posture of a large fleet.
         if self.store.data_version()? != self.seen_version {
-            self.reload()?;
+            if self.store.accepted_epoch()? != self.seen_epoch {
+                self.reload()?;
+            } else {
+                self.open = self.store.load_open_alerts()?;
+                self.load_suppressions()?;
+                self.seen_version = self.store.data_version()?;
+            }
         }
         let mut w = CycleWrites::default();
         let mut gone: Vec<String> = Vec::new();
         let mut summary = CycleSummary::default();
-        for c in &collected {
+        for c in collected.iter_mut() {
             if let Some(m) = &self.metrics {
                 m.scan_duration
                     .with_label_values(&[&c.source])
                     .observe(c.elapsed.as_secs_f64());
             }
-            match &c.result {
+            match &mut c.result {
                 Err(e) => {
                     summary.failed_sources += 1;
                     w.source_results.push((c.source.clone(), Some(e.clone())));
@@ -240,7 +251,9 @@ impl Engine {
                         w.source_results.push((c.source.clone(), Some(msg)));
                     }
                     let mut present = HashSet::new();
-                    for r in &collection.resources {
+                    // Taken, not copied: a changed posture moves into the cache; an unchanged
+                    // one is dropped here. A large fleet holds one copy of each posture.
+                    for r in std::mem::take(&mut collection.resources) {
                         present.insert(r.id.clone());
                         let doc = r.canonical_document();
                         let hash = document_hash(&doc);
@@ -249,18 +262,19 @@ impl Engine {
                             Some(k) if k.hash == hash && !k.deleted => continue,
                             Some(k) => {
                                 k.hash = hash.clone();
-                                k.document = r.posture.clone();
+                                k.document = r.posture;
                                 k.deleted = false;
                             }
                             None => {
+                                let first = r.posture;
                                 self.known.insert(
                                     r.id.clone(),
                                     Known {
                                         source: r.source.clone(),
                                         kind: r.kind.to_string(),
                                         hash: hash.clone(),
-                                        document: r.posture.clone(),
-                                        baseline: r.posture.clone(),
+                                        document: first.clone(),
+                                        baseline: first,
                                         deleted: false,
                                     },
                                 );
@@ -298,6 +312,9 @@ impl Engine {
             if (k.deleted && !is_gone) || !self.configured.contains(&k.source) {
                 continue;
             }
+            // Parsed here, one resource at a time; the cache keeps text.
+            let document = k.document.value();
+            let baseline = (!k.baseline.same(&k.document)).then(|| k.baseline.value());
             let eval = if is_gone {
                 Evaluation {
                     findings: vec![],
@@ -306,7 +323,7 @@ impl Engine {
                     drift: None,
                 }
             } else {
-                evaluate::evaluate(&k.kind, &k.baseline, &k.document)
+                evaluate::evaluate(&k.kind, baseline.as_ref().unwrap_or(&document), &document)
             };
             if !is_gone {
                 *resource_counts.entry((k.source.clone(), k.kind.clone())).or_default() += 1;
@@ -385,7 +402,7 @@ impl Engine {
                 &plan,
                 was_open,
                 MailBits {
-                    internet: k.document.get("reach").and_then(serde_json::Value::as_str) == Some("internet"),
+                    internet: document.get("reach").and_then(serde_json::Value::as_str) == Some("internet"),
                     kind: &k.kind,
                     changes: &eval.changes,
                     exposed: eval.exposed,
@@ -484,6 +501,7 @@ impl Engine {
         self.open = self.store.load_open_alerts()?;
         self.load_suppressions()?;
         self.seen_version = self.store.data_version()?;
+        self.seen_epoch = self.store.accepted_epoch()?;
 
         if let Some(m) = &self.metrics {
             for c in &collected {

@@ -53,8 +53,8 @@ pub struct Resource {
     pub id: String,
     pub source: String,
     pub kind: &'static str,
-    /// Canonical JSON (objects with sorted keys, no volatile fields).
-    pub posture: serde_json::Value,
+    /// Canonical JSON (objects with sorted keys, no volatile fields), kept as text.
+    pub posture: Document,
 }
 
 impl Resource {
@@ -63,13 +63,48 @@ impl Resource {
             id: format!("{source}/{kind}/{native_name}"),
             source: source.to_string(),
             kind,
-            posture,
+            posture: Document::from_value(&posture),
         }
     }
 
     /// The byte-exact canonical text of the posture; equal postures give equal text.
     pub fn canonical_document(&self) -> String {
-        canonical_json(&self.posture)
+        self.posture.as_str().to_string()
+    }
+}
+
+/// A posture document as its canonical JSON text, shared and cheap to clone. The daemon keeps
+/// one per resource between cycles: for a fleet of ten thousand security groups, text takes a
+/// fraction of the memory of parsed `Value` trees (measured in BENCHMARKS.md); it is parsed
+/// when evaluated, one resource at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document(std::sync::Arc<str>);
+
+impl Document {
+    pub fn from_value(v: &serde_json::Value) -> Self {
+        Document(canonical_json(v).into())
+    }
+
+    /// Text that is already canonical JSON (a stored snapshot); checked to be JSON.
+    pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+        Ok(Document(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The parsed document. The text is JSON by construction; were it ever not, `Null` is
+    /// returned and the assessment reports it cannot read the posture (never a panic).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The same text (and usually the same allocation: a baseline equal to the current posture
+    /// shares it).
+    pub fn same(&self, other: &Document) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
     }
 }
 

@@ -3,7 +3,7 @@
 //! that an event and its email are committed together.
 
 use crate::alerting::OpenAlert;
-use crate::model::Severity;
+use crate::model::{Document, Severity};
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -106,8 +106,10 @@ pub struct Known {
     pub source: String,
     pub kind: String,
     pub hash: String,
-    pub document: serde_json::Value,
-    pub baseline: serde_json::Value,
+    /// Shared with `baseline` while the two are equal (the usual case): a large fleet keeps one
+    /// copy of each posture in memory, not two.
+    pub document: Document,
+    pub baseline: Document,
     pub deleted: bool,
 }
 
@@ -255,6 +257,17 @@ impl Store {
         Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
+    /// Changes only when `baseline accept` approves something (another process): the daemon's
+    /// cached postures and baselines must then be reloaded. Its own commits and the outbox
+    /// worker's deliveries leave it alone, so they never cost a reload of every document.
+    pub fn accepted_epoch(&self) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM baseline_events WHERE how = 'accepted'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn load_known(&self) -> anyhow::Result<HashMap<String, Known>> {
         let mut stmt = self.conn.prepare(
             "SELECT r.id, r.source, r.kind, r.deleted_at IS NOT NULL, c.hash, c.document, b.document
@@ -275,15 +288,17 @@ impl Store {
         for row in rows {
             let (id, source, kind, deleted, hash, doc, base) = row?;
             let parse =
-                |s: &str| serde_json::from_str(s).with_context(|| format!("stored document of {id} is not JSON"));
+                |s: &str| Document::from_text(s).with_context(|| format!("stored document of {id} is not JSON"));
+            let document = parse(&doc)?;
+            let baseline = if base == doc { document.clone() } else { parse(&base)? };
             out.insert(
                 id.clone(),
                 Known {
                     source,
                     kind,
                     hash,
-                    document: parse(&doc)?,
-                    baseline: parse(&base)?,
+                    document,
+                    baseline,
                     deleted,
                 },
             );
@@ -743,13 +758,13 @@ mod tests {
         .unwrap();
         let known = st.load_known().unwrap();
         assert_eq!(known["s/redis/a"].hash, "h2");
-        assert_eq!(known["s/redis/a"].baseline["h"], "h1");
+        assert_eq!(known["s/redis/a"].baseline.value()["h"], "h1");
         assert_eq!(st.snapshots("s/redis/a").unwrap().len(), 2);
         assert_eq!(
             st.accept_baseline(Some("s/redis/a"), 3).unwrap(),
             vec!["s/redis/a".to_string()]
         );
-        assert_eq!(st.load_known().unwrap()["s/redis/a"].baseline["h"], "h2");
+        assert_eq!(st.load_known().unwrap()["s/redis/a"].baseline.value()["h"], "h2");
         assert!(st.accept_baseline(None, 4).unwrap().is_empty());
     }
 

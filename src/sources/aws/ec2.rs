@@ -94,9 +94,18 @@ pub struct RegionGroups {
     pub attachments: BTreeMap<String, Vec<Attachment>>,
 }
 
+/// Items per EC2 list call. Without MaxResults EC2 answers everything in one response (tens of
+/// megabytes for ten thousand groups, all held at once while parsed); pages of 1,000 (the
+/// largest EC2 allows) bound the memory a scan needs at the cost of one call per 1,000 items.
+const PAGE_SIZE: i32 = 1000;
+
 pub async fn fetch(client: &aws_sdk_ec2::Client, _ctx: &Ctx<'_>) -> Result<RegionGroups, String> {
     let mut groups = Vec::new();
-    let mut pages = client.describe_security_groups().into_paginator().send();
+    let mut pages = client
+        .describe_security_groups()
+        .max_results(PAGE_SIZE)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         // A page that fails fails the whole listing: a partial list proves nothing about absence.
         let page = page.map_err(|e| {
@@ -155,7 +164,11 @@ pub async fn fetch(client: &aws_sdk_ec2::Client, _ctx: &Ctx<'_>) -> Result<Regio
         }
     }
     let mut attachments: BTreeMap<String, Vec<Attachment>> = BTreeMap::new();
-    let mut pages = client.describe_network_interfaces().into_paginator().send();
+    let mut pages = client
+        .describe_network_interfaces()
+        .max_results(PAGE_SIZE)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
             format!(
