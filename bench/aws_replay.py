@@ -12,6 +12,9 @@ replay  the first time a request is seen (pagination parameters aside) its full 
         measures the clients, not moto's rendering.
 
 GET /_bench/stats  -> {"calls": N, "by_action": {...}, "upstream": N}; POST /_bench/reset zeroes them.
+POST /_bench/churn?n=N  (replay mode) edits N recorded security groups, round robin among those
+        with a rule from 10.0.0.0/8 or 10.0.0.0/16, flipping that range to the other: a posture
+        change on the next scan, as when someone edits a private rule.
 Loopback only. Signatures are not checked (moto does not check them either).
 """
 import argparse
@@ -77,6 +80,21 @@ class Split:
         self.close = text[end: end + len(container) + 3].encode()
         self.suffix = text[end + len(container) + 3:].encode()
         self.items, self.resp_token = items, resp_token
+        self.churn_next = 0
+        self.action = None
+
+    def churn(self, n):
+        a, b = b"<cidrIp>10.0.0.0/8</cidrIp>", b"<cidrIp>10.0.0.0/16</cidrIp>"
+        candidates = [i for i, it in enumerate(self.items) if a in it or b in it]
+        changed = 0
+        for k in range(min(n, len(candidates))):
+            i = candidates[(self.churn_next + k) % len(candidates)]
+            it = self.items[i]
+            self.items[i] = it.replace(a, b) if a in it else it.replace(b, a)
+            changed += 1
+        if candidates:
+            self.churn_next = (self.churn_next + changed) % len(candidates)
+        return changed
 
     def page(self, offset, size):
         chunk = self.items[offset: offset + size] if size else self.items[offset:]
@@ -180,6 +198,12 @@ class Handler(BaseHTTPRequestHandler):
             if self.path == "/_bench/reset":
                 st.reset()
                 return self.reply(200, "application/json", b"{}")
+            if self.path.startswith("/_bench/churn"):
+                n = int(urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("n", ["1"])[0])
+                with st.lock:
+                    changed = sum(hit[3].churn(n) for hit in st.cache.values()
+                                  if hit[3] is not None and hit[3].action == "DescribeSecurityGroups")
+                return self.reply(200, "application/json", json.dumps({"changed": changed}).encode())
             with st.lock:
                 out = {"calls": st.calls, "upstream": st.upstream_calls, "by_action": dict(sorted(st.by_action.items()))}
             return self.reply(200, "application/json", json.dumps(out).encode())
@@ -255,6 +279,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 split.merge(page)
             if not m:
+                split.action = dict(params).get("Action")
                 return 200, rtype, b"", split
             token = m.group(1).decode()
 

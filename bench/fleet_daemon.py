@@ -2,13 +2,16 @@
 """The daemon over a large AWS fleet: memory, store growth, API calls and CPU per cycle.
 
 usage: python3 bench/fleet_daemon.py [--sgs 10000 --domains 500 --rds 1000] [--cycles 1000] [--schedule "* * * * * *"]
+                                     [--churn-cycles 1000 --churn-percent 1]
 
 A moto server of its own is seeded (bench/fleet_seed.py) and put behind bench/aws_replay.py in
 replay mode (answers from memory, paginated as AWS does), so a cycle costs what lockwatch costs,
 not moto's rendering. `lockwatch run` (release build, or LOCKWATCH_BIN) watches it on the given
 schedule. Reported: RSS after the first cycle and after CYCLES unchanged cycles (and the peak),
 the state (database + WAL) after the first cycle and after CYCLES cycles, API calls per cycle
-against the minimum (bench/floor.py's calls), and CPU seconds per cycle.
+against the minimum (bench/floor.py's calls), and CPU seconds per cycle. With --churn-cycles,
+a second phase edits 1% of the resources after every cycle (bench/aws_replay.py's churn) and
+reports the same figures again.
 """
 import argparse
 import datetime
@@ -40,6 +43,8 @@ def main():
     ap.add_argument("--rds", type=int, default=1000)
     ap.add_argument("--cycles", type=int, default=1000)
     ap.add_argument("--schedule", default="* * * * * *")
+    ap.add_argument("--churn-cycles", type=int, default=0, help="then this many cycles with churn")
+    ap.add_argument("--churn-percent", type=float, default=1.0, help="resources changed per churn cycle")
     a = ap.parse_args()
     wd = common.workdir("lockwatch-bench-fleet-daemon-")
     moto_port, replay_port, metrics_port = common.free_port(), common.free_port(), common.free_port()
@@ -103,6 +108,29 @@ timeout = "120s"
                                "api_calls_per_cycle": round((stats["calls"] - calls0) / n, 2),
                                "api_calls_by_action_total": stats["by_action"]}
         out["state_growth_bytes"] = out["after_cycles"]["state_bytes"] - out["after_first_cycle"]["state_bytes"]
+        if a.churn_cycles:
+            # Churn: right after each cycle, edit 1% of the resources (security groups' private
+            # rules, in the replay memory); the next cycle sees them changed.
+            per = max(1, round(out["after_first_cycle"]["resources"] * a.churn_percent / 100))
+            start, cpu_s, t_s = d.metric("lockwatch_cycles_total"), d.cpu_seconds(), time.time()
+            seen, edits, last = start, 0, time.time()
+            while seen < start + a.churn_cycles:
+                c = common.wait_cycles(d, seen + 1, 600)
+                if c > seen:
+                    edits += http(f"{endpoint}/_bench/churn?n={per}", b"")["changed"]
+                    seen = c
+                if time.time() - last > 60:
+                    print(f"  churn: {seen - start:.0f} cycles, {edits} edits, RSS {d.status('VmRSS')} kB, state {common.state_bytes(wd)} B", flush=True)
+                    last = time.time()
+                time.sleep(0.05)
+            n2 = d.metric("lockwatch_cycles_total") - start
+            out["after_churn"] = {"cycles": n2, "edits": edits, "edits_per_cycle": per, "wall_seconds": round(time.time() - t_s, 1),
+                                  "state_bytes": common.state_bytes(wd), "rss_kb": d.status("VmRSS"), "peak_rss_kb": d.status("VmHWM"),
+                                  "cpu_seconds_per_cycle": round((d.cpu_seconds() - cpu_s) / n2, 4),
+                                  "drift_events": sum(float(l.rsplit(" ", 1)[1]) for l in (d.metrics() or "").splitlines()
+                                                      if l.startswith("lockwatch_drift_events_total{"))}
+            out["churn_state_growth_bytes"] = out["after_churn"]["state_bytes"] - out["after_cycles"]["state_bytes"]
+            out["churn_bytes_per_edit"] = round(out["churn_state_growth_bytes"] / max(1, edits), 1)
     finally:
         if d:
             d.stop()
@@ -110,7 +138,8 @@ timeout = "120s"
             s.stop()
         common.cleanup(wd)
     print(json.dumps(out, indent=1))
-    path = os.path.join(common.ROOT, "bench", "results", f"fleet_daemon-{out['date']}.json")
+    label = f"{a.cycles}-cycles" + (f"-churn-{a.churn_cycles}" if a.churn_cycles else "")
+    path = os.path.join(common.ROOT, "bench", "results", f"fleet_daemon-{label}-{out['date']}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
     print("written", path)
