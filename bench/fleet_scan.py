@@ -226,7 +226,7 @@ def scan_fleet(name, args, tools):
                                   port, os.path.join(work, f"{mode}.log")))
         result = {"fleet": {"security_groups": truth["counts"]["security_groups"], "domains": domains, "rds": rds},
                   "backends": {}, "findings": {}}
-        for backend, port in (("replay", replay_port), ("moto", proxy_port)):
+        for backend, port in [(b, p) for b, p in (("replay", replay_port), ("moto", proxy_port)) if b in args.backends]:
             endpoint = f"http://127.0.0.1:{port}"
             runs = {t: [] for t in args.tools}
             # Warm-up on replay (fills the replay memory; checks every tool works; findings).
@@ -287,11 +287,13 @@ def main():
     ap.add_argument("--tools", default="lockwatch,c7n,prowler,floor")
     ap.add_argument("--prowler-runs", type=int, default=None,
                     help="timed Prowler runs per backend (default --runs; Prowler takes minutes per run)")
+    ap.add_argument("--backends", default="replay,moto", help="replay, moto or both (comma-separated)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (tool outputs, logs)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     args.tools = args.tools.split(",")
+    args.backends = args.backends.split(",")
     if args.prowler_runs is None:
         args.prowler_runs = args.runs
     if not os.path.exists("/usr/bin/time"):
