@@ -45,11 +45,7 @@ pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow:
     // would otherwise be held twice (postures and their report) before the first byte is out.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == Format::Json {
-        write!(
-            out,
-            "{{\"errors\":{},\"resources\":[",
-            serde_json::Value::Array(errors.clone())
-        )?;
+        write!(out, "{{\"errors\":{},\"resources\":[", serde_json::to_string(&errors)?)?;
     }
     let mut worst: Option<Severity> = None;
     let mut count = 0usize;

@@ -129,13 +129,18 @@ impl Engine {
 
     fn reload(&mut self) -> anyhow::Result<()> {
         self.known = self.store.load_known()?;
-        self.open = self.store.load_open_alerts()?;
         self.failures = self.store.source_failures()?;
         self.status_recorded = self.failures.keys().cloned().collect();
-        self.load_suppressions()?;
+        self.load_alert_state()?;
         self.seen_version = self.store.data_version()?;
         self.seen_epoch = self.store.accepted_epoch()?;
         Ok(())
+    }
+
+    /// The small tables other writers touch without changing any posture or baseline.
+    fn load_alert_state(&mut self) -> anyhow::Result<()> {
+        self.open = self.store.load_open_alerts()?;
+        self.load_suppressions()
     }
 
     fn load_suppressions(&mut self) -> anyhow::Result<()> {
@@ -211,16 +216,17 @@ impl Engine {
     }
 
     pub fn apply(&mut self, now: i64, mut collected: Vec<Collected>) -> anyhow::Result<CycleSummary> {
-        // Another process committed. `baseline accept` changes baselines: reload everything.
-        // Anything else (the outbox worker's deliveries, `suppress`) leaves the cached documents
-        // valid: reload only the small tables, not every posture of a large fleet.
-        if self.store.data_version()? != self.seen_version {
+        // Another connection committed since the last check (our own commits do not move
+        // `data_version`). `baseline accept` changes baselines: reload everything. Anything else
+        // (the outbox worker's deliveries, `suppress`) leaves the cached documents valid: reload
+        // only the small tables, not every posture of a large fleet.
+        let version = self.store.data_version()?;
+        if version != self.seen_version {
             if self.store.accepted_epoch()? != self.seen_epoch {
                 self.reload()?;
             } else {
-                self.open = self.store.load_open_alerts()?;
-                self.load_suppressions()?;
-                self.seen_version = self.store.data_version()?;
+                self.load_alert_state()?;
+                self.seen_version = version;
             }
         }
         let mut w = CycleWrites::default();
@@ -255,11 +261,13 @@ impl Engine {
                     // one is dropped here. A large fleet holds one copy of each posture.
                     for r in std::mem::take(&mut collection.resources) {
                         present.insert(r.id.clone());
-                        let doc = r.canonical_document();
-                        let hash = document_hash(&doc);
+                        let hash = document_hash(r.posture.as_str());
                         let entry = self.known.get_mut(&r.id);
+                        if entry.as_ref().is_some_and(|k| k.hash == hash && !k.deleted) {
+                            continue;
+                        }
+                        let doc = r.posture.as_str().to_string();
                         match entry {
-                            Some(k) if k.hash == hash && !k.deleted => continue,
                             Some(k) => {
                                 k.hash = hash.clone();
                                 k.document = r.posture;
@@ -498,10 +506,10 @@ impl Engine {
             self.reload()?;
             return Err(e.context("committing the cycle to the state file"));
         }
-        self.open = self.store.load_open_alerts()?;
-        self.load_suppressions()?;
-        self.seen_version = self.store.data_version()?;
-        self.seen_epoch = self.store.accepted_epoch()?;
+        // Our commit changed alerts. `seen_version` is left as it was at the start of the cycle:
+        // a commit by another connection during the cycle (a `baseline accept`) is still seen
+        // at the next check instead of being taken for our own.
+        self.load_alert_state()?;
 
         if let Some(m) = &self.metrics {
             for c in &collected {

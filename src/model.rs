@@ -66,11 +66,6 @@ impl Resource {
             posture: Document::from_value(&posture),
         }
     }
-
-    /// The byte-exact canonical text of the posture; equal postures give equal text.
-    pub fn canonical_document(&self) -> String {
-        self.posture.as_str().to_string()
-    }
 }
 
 /// A posture document as its canonical JSON text, shared and cheap to clone. The daemon keeps
