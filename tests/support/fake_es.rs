@@ -1,0 +1,52 @@
+//! tests/support/fake_es.py: an Elasticsearch/OpenSearch stand-in driven by a JSON state file.
+#![allow(dead_code)]
+
+use super::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// tests/support/fake_es.py: answers as Elasticsearch 7.17 / 8.11 or OpenSearch 2.11 do.
+pub struct FakeEs {
+    pub port: u16,
+    pub url: String,
+    state: PathBuf,
+    pub proc: Proc,
+}
+
+impl FakeEs {
+    /// `state` is the fake's JSON state (see fake_es.py), changed later with `set`.
+    pub fn start(dir: &Path, state: serde_json::Value) -> FakeEs {
+        let port = free_port();
+        let state_path = dir.join(unique("fake-es-state", "json"));
+        std::fs::write(&state_path, state.to_string()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_es.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script).arg(port.to_string()).arg(&state_path);
+        let mut proc = Proc::spawn("fake elasticsearch", &mut cmd, dir.join(unique("fake-es", "log")));
+        wait_for("the fake cluster", Duration::from_secs(20), || {
+            if !proc.is_running() {
+                panic!("fake_es exited: {}", proc.log_text());
+            }
+            proc.log_text().contains("ready").then_some(())
+        });
+        FakeEs {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            state: state_path,
+            proc,
+        }
+    }
+
+    /// Change some keys of the state, as an operator editing the cluster's settings would.
+    pub fn set(&self, patch: serde_json::Value) {
+        let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&self.state).unwrap()).unwrap();
+        for (k, v) in patch.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        // Atomically: the fake re-reads the file on every request.
+        let tmp = self.state.with_extension("tmp");
+        std::fs::write(&tmp, s.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.state).unwrap();
+    }
+}

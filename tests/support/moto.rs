@@ -1,0 +1,119 @@
+//! AWS on loopback: moto_server, and tests/support/fault_proxy.py in front of it.
+#![allow(dead_code)]
+
+use super::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A moto server on its own loopback port: every AWS API lockwatch calls, with state in memory.
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+    pub proc: Proc,
+}
+
+impl Moto {
+    pub fn start(dir: &Path) -> Moto {
+        let server = python().with_file_name("moto_server");
+        need("moto_server (the test venv's moto[server])", &server);
+        let port = free_port();
+        let mut cmd = Command::new(server);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut proc = Proc::spawn("moto_server", &mut cmd, dir.join(unique("moto", "log")));
+        wait_for("moto to answer", Duration::from_secs(60), || {
+            if !proc.is_running() {
+                panic!("moto_server exited: {}", proc.log_text());
+            }
+            http_get(port, "/moto-api/").map(|_| ())
+        });
+        Moto {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            proc,
+        }
+    }
+
+    /// Run one tests/support/aws_fixture.py action; its JSON output.
+    pub fn call(&self, account: &str, region: &str, action: &str, args: &[&str]) -> serde_json::Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws_fixture.py");
+        let out = Command::new(python())
+            .arg(script)
+            .args([&self.endpoint, account, region, action])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aws_fixture {action} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("aws_fixture output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// tests/support/fault_proxy.py in front of a moto server; `set` changes its mode.
+pub struct FaultProxy {
+    pub port: u16,
+    pub endpoint: String,
+    upstream: u16,
+    control: PathBuf,
+    dir: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl FaultProxy {
+    pub fn start(dir: &Path, moto: &Moto) -> FaultProxy {
+        let port = free_port();
+        let mut p = FaultProxy {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            upstream: moto.port,
+            control: dir.join(unique("fault-mode", "txt")),
+            dir: dir.to_path_buf(),
+            proc: None,
+        };
+        p.set("pass");
+        p.up();
+        p
+    }
+
+    /// pass | error500 | throttle | fail-region:R | fail-action:A
+    pub fn set(&self, mode: &str) {
+        std::fs::write(&self.control, mode).unwrap();
+    }
+
+    /// Stop listening altogether: connections are refused.
+    pub fn down(&mut self) {
+        self.proc = None;
+    }
+
+    pub fn up(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script)
+            .arg(self.port.to_string())
+            .arg(self.upstream.to_string())
+            .arg(&self.control);
+        let mut proc = Proc::spawn("fault proxy", &mut cmd, self.dir.join(unique("fault-proxy", "log")));
+        wait_for("the fault proxy", Duration::from_secs(20), || {
+            if !proc.is_running() {
+                panic!("fault proxy exited: {}", proc.log_text());
+            }
+            proc.log_text().contains("ready").then_some(())
+        });
+        self.proc = Some(proc);
+    }
+}
+
+/// Dummy credentials for moto, and nothing from the machine's own AWS configuration.
+pub fn aws_test_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+}
