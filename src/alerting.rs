@@ -4,8 +4,8 @@
 //! A rule that gets more severe while open is announced again; one that gets less severe, or
 //! whose message changes, is updated silently.
 
-use crate::evaluate::Evaluation;
 use crate::model::Severity;
+use crate::pipeline::evaluate::Evaluation;
 
 pub const DRIFT_RULE: &str = "drift.weakened";
 
@@ -73,8 +73,8 @@ pub fn conditions(eval: &Evaluation, min: Severity) -> Vec<Condition> {
                 format!(
                     "{}: {} → {}",
                     c.path,
-                    crate::evaluate::show_value(&c.before),
-                    crate::evaluate::show_value(&c.after)
+                    crate::pipeline::evaluate::show_value(&c.before),
+                    crate::pipeline::evaluate::show_value(&c.after)
                 )
             })
             .collect();
@@ -341,6 +341,7 @@ mod tests {
     fn conditions_filter_and_drift() {
         use crate::model::{Change, ChangeClass, Finding};
         let eval = Evaluation {
+            reach: None,
             findings: vec![
                 Finding::new("x.low", Low, false, "l"),
                 Finding::new("x.crit", Critical, true, "c"),

@@ -1,11 +1,10 @@
 //! The one-shot commands: scan, baseline, history, test-alert, outbox.
 
 use crate::Format;
-use crate::config::Config;
-use crate::engine;
-use crate::evaluate::{self, show_value};
+use crate::config::{Config, Runtime};
 use crate::model::Severity;
-use crate::store::{OutboxRow, Store};
+use crate::pipeline::evaluate::{self, show_value};
+use crate::store::Store;
 use anyhow::bail;
 use serde_json::json;
 use std::process::ExitCode;
@@ -27,9 +26,9 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.state_dir)
 }
 
-pub async fn scan(config: &Config, format: Format, fail_on: Severity) -> anyhow::Result<ExitCode> {
+pub async fn scan(config: &Config, runtime: &Runtime, format: Format, fail_on: Severity) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    let collected = engine::collect_all(&config.sources).await;
+    let collected = crate::pipeline::collect::collect_all(&runtime.sources).await;
     let mut errors = Vec::new();
     for c in &collected {
         match &c.result {
@@ -263,41 +262,37 @@ fn prev_is_first(snaps: &[crate::store::SnapshotRow], id: i64) -> bool {
     snaps.first().is_some_and(|f| f.id == id)
 }
 
-pub async fn test_alert(config: &Config) -> anyhow::Result<ExitCode> {
-    let transport = crate::mail::Transport::new(config.email.as_ref())?;
+pub async fn test_alert(runtime: &Runtime) -> anyhow::Result<ExitCode> {
+    let sink = crate::sinks::from_config(runtime.email.as_ref())?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "this host".into());
     let now = chrono::Utc::now().timestamp();
-    let text = format!(
-        "This is a test alert from lockwatch on {host}, sent by `lockwatch test-alert` at {}.\nIf you read this, alert delivery works.\n",
-        ts(now)
-    );
-    let row = OutboxRow {
-        id: 0,
-        created_at: now,
-        resource_id: "lockwatch/test".into(),
-        kind: "test".into(),
-        subject: format!("[lockwatch] TEST alert delivery from {host}"),
-        body_html: format!("<html><body><p>{}</p></body></html>", crate::mail::esc(&text)),
-        body_text: text,
-        message_id: crate::mail::new_message_id(config.email.as_ref()),
-        in_reply_to: None,
-        state: "pending".into(),
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        sent_at: None,
+    let settings = crate::mail::MailSettings {
+        message_domain: runtime
+            .email
+            .as_ref()
+            .map(|e| e.from.email.domain().to_string())
+            .unwrap_or_else(|| crate::mail::MailSettings::default().message_domain),
+        ..Default::default()
     };
-    match transport.send(&row).await {
+    let m = crate::mail::test_alert(&host, now, &settings);
+    let message = crate::sinks::Message {
+        resource_id: m.resource_id,
+        kind: m.kind,
+        severity: m.severity,
+        rules: m.rules,
+        subject: m.subject,
+        text: m.text,
+        html: m.html,
+        message_id: m.message_id,
+        in_reply_to: None,
+        created_at: now,
+    };
+    match sink.send(&message).await {
         Ok(()) => {
-            match &config.email {
-                Some(e) => println!(
-                    "test alert accepted by {}:{} for {}",
-                    e.smtp_host,
-                    e.smtp_port,
-                    e.to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", ")
-                ),
+            match &runtime.email {
+                Some(_) => println!("test alert accepted by {}", sink.describe()),
                 None => {
                     println!("no [alerts.email] configured: the test alert went to the log only")
                 }
@@ -387,7 +382,7 @@ pub fn suppress(
         bail!("--reason is empty: say why this is deliberate, for whoever reads it next");
     }
     let now = chrono::Utc::now().timestamp();
-    let end = suppression_end(now, expires, for_, config.max_suppression).map_err(anyhow::Error::msg)?;
+    let end = suppression_end(now, expires, for_, config.settings.max_suppression).map_err(anyhow::Error::msg)?;
     let mut store = open_existing(config)?;
     let s = store.add_suppression(resource, rule, reason, now, end)?;
     println!(

@@ -1,4 +1,7 @@
-//! `lockwatch.toml`: parsing and validation. Every error names the file, the line, and the fix.
+//! `lockwatch.toml`: parse, then build. [`Config::parse`] is pure (no file, no environment is
+//! read): it checks everything and keeps each source's table as plain data. [`Config::build`]
+//! runs at start-up: it reads secrets and builds the sources and the alert sink. Every error
+//! names the file, the line, and the fix.
 
 use crate::model::Severity;
 use crate::secret::{self, Secret};
@@ -78,7 +81,21 @@ mod humantime_serde_opt {
     }
 }
 
-/// Email settings after validation, with the SMTP password loaded.
+/// Email settings after validation; the password is only named here (read by `build`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSettings {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    pub from: lettre::message::Mailbox,
+    pub to: Vec<lettre::message::Mailbox>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Email settings with the SMTP password loaded.
 #[derive(Debug, Clone)]
 pub struct Email {
     pub smtp_host: String,
@@ -91,11 +108,46 @@ pub struct Email {
     pub timeout: Duration,
 }
 
+/// A built, runnable source.
 pub struct SourceEntry {
     pub name: String,
     pub kind: String,
     pub source: Box<dyn Source>,
     pub timeout: Duration,
+}
+
+/// One `[[sources]]` entry as plain data: checked by its kind, not built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub common: Common,
+    pub kind: String,
+    /// The kind's own keys (without `kind`, `name`, `timeout`, `reach`).
+    pub table: toml::Table,
+    /// Where the entry starts, and where each of its keys is, for errors found when building.
+    pub line: usize,
+    pub key_lines: Vec<(String, usize)>,
+}
+
+/// How lockwatch decides: the settings of the pipeline, with their defaults in one place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Consecutive failed cycles after which a source raises `lockwatch.source.blind`.
+    pub blind_after: u32,
+    pub remind_every: Duration,
+    pub min_severity: Severity,
+    /// The longest a suppression may last (there is no "forever").
+    pub max_suppression: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            blind_after: 3,
+            remind_every: Duration::from_secs(4 * 3600),
+            min_severity: Severity::Medium,
+            max_suppression: Duration::from_secs(90 * 86400),
+        }
+    }
 }
 
 pub struct Config {
@@ -104,16 +156,17 @@ pub struct Config {
     pub schedule_text: String,
     pub state_dir: PathBuf,
     pub metrics_listen: std::net::SocketAddr,
-    /// Consecutive failed cycles after which a source raises `lockwatch.source.blind`.
-    pub blind_after: u32,
-    pub remind_every: Duration,
-    pub min_severity: Severity,
-    /// The longest a suppression may last (there is no "forever").
-    pub max_suppression: Duration,
-    pub email: Option<Email>,
-    pub sources: Vec<SourceEntry>,
+    pub settings: Settings,
+    pub email: Option<EmailSettings>,
+    pub sources: Vec<SourceConfig>,
     /// Things worth fixing that do not stop lockwatch (printed by check-config, logged by run).
     pub warnings: Vec<String>,
+}
+
+/// What `build` makes of a config: runnable sources, and where alerts go.
+pub struct Runtime {
+    pub sources: Vec<SourceEntry>,
+    pub email: Option<Email>,
 }
 
 /// A configuration error: where, what, and what to do.
@@ -227,15 +280,16 @@ impl Config {
             })?,
         };
 
+        let defaults = Settings::default();
         let blind_after = match &raw.daemon.blind_after {
-            None => 3,
+            None => defaults.blind_after,
             Some(b) if *b.get_ref() == 0 => {
                 return Err(err(Some(b.span()), "blind_after must be at least 1 (cycles)".into()));
             }
             Some(b) => *b.get_ref(),
         };
         let remind_every = match &raw.alerts.remind_every {
-            None => Duration::from_secs(4 * 3600),
+            None => defaults.remind_every,
             Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
                 err(
                     Some(s.span()),
@@ -247,7 +301,7 @@ impl Config {
             })?,
         };
         let min_severity = match &raw.alerts.min_severity {
-            None => Severity::Medium,
+            None => defaults.min_severity,
             Some(s) => Severity::parse(s.get_ref()).ok_or_else(|| {
                 err(
                     Some(s.span()),
@@ -257,7 +311,7 @@ impl Config {
         };
 
         let max_suppression = match &raw.alerts.max_suppression {
-            None => Duration::from_secs(90 * 86400),
+            None => defaults.max_suppression,
             Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
                 err(
                     Some(s.span()),
@@ -335,24 +389,19 @@ impl Config {
                 timeout,
                 reach,
             };
-            let source = (sk.build)(&common, table).map_err(|m| {
-                // Point at the offending key when serde names one.
-                let key_line = m
-                    .split('`')
-                    .nth(1)
-                    .and_then(|key| key_line_in_entry(text, span.start, key));
-                ConfigError {
-                    path: path.to_path_buf(),
-                    line: key_line.or(Some(line_of(text, span.start))),
-                    message: format!("source {name:?} (kind {kind}): {m}"),
-                }
-            })?;
-            sources.push(SourceEntry {
-                name,
+            let key_lines: Vec<(String, usize)> = table
+                .keys()
+                .filter_map(|k| key_line_in_entry(text, span.start, k).map(|l| (k.clone(), l)))
+                .collect();
+            let source = SourceConfig {
+                common,
                 kind,
-                source,
-                timeout,
-            });
+                table,
+                line: line_of(text, span.start),
+                key_lines,
+            };
+            (sk.check)(&source.common, &source.table).map_err(|m| source.error(path, &m))?;
+            sources.push(source);
         }
 
         Ok(Config {
@@ -364,14 +413,57 @@ impl Config {
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/lockwatch")),
             metrics_listen,
-            blind_after,
-            remind_every,
-            min_severity,
-            max_suppression,
+            settings: Settings {
+                blind_after,
+                remind_every,
+                min_severity,
+                max_suppression,
+            },
             email,
             sources,
             warnings: Vec::new(),
         })
+    }
+
+    /// Read secrets and build the sources and the SMTP settings. Nothing connects yet.
+    pub fn build(&self) -> Result<Runtime, ConfigError> {
+        let mut sources = Vec::with_capacity(self.sources.len());
+        for s in &self.sources {
+            let kind = sources::source_kind(&s.kind).ok_or_else(|| ConfigError {
+                path: self.path.clone(),
+                line: Some(s.line),
+                message: format!("unknown kind {:?}; lockwatch knows: {}", s.kind, sources::kind_names()),
+            })?;
+            let source = (kind.build)(&s.common, s.table.clone()).map_err(|m| s.error(&self.path, &m))?;
+            sources.push(SourceEntry {
+                name: s.common.name.clone(),
+                kind: s.kind.clone(),
+                source,
+                timeout: s.common.timeout,
+            });
+        }
+        let email = match &self.email {
+            None => None,
+            Some(e) => {
+                let password = secret::load("[alerts.email]", e.password_file.as_deref(), e.password_env.as_deref())
+                    .map_err(|err| ConfigError {
+                        path: self.path.clone(),
+                        line: None,
+                        message: format!("{err:#}"),
+                    })?;
+                Some(Email {
+                    smtp_host: e.smtp_host.clone(),
+                    smtp_port: e.smtp_port,
+                    tls: e.tls,
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    username: e.username.clone(),
+                    password,
+                    timeout: e.timeout,
+                })
+            }
+        };
+        Ok(Runtime { sources, email })
     }
 
     /// The next few times the schedule fires, for `check-config`.
@@ -380,7 +472,30 @@ impl Config {
     }
 }
 
-fn validate_email(e: EmailConfig) -> Result<Email, String> {
+impl SourceConfig {
+    /// An error about this entry: at the line of the key it names (`url …`, `` `url` …``), else
+    /// at the entry's header.
+    fn error(&self, path: &Path, message: &str) -> ConfigError {
+        let line_of_key = |key: &str| self.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l);
+        let leading = message.split([' ', ':']).next().unwrap_or_default();
+        let quoted = message.split('`').nth(1).unwrap_or_default();
+        let line = line_of_key(leading)
+            .or_else(|| line_of_key(quoted))
+            .unwrap_or(self.line);
+        ConfigError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: format!(
+                "source {:?} (kind {}): {}",
+                self.common.name,
+                self.kind,
+                secret::redact_dsn(message)
+            ),
+        }
+    }
+}
+
+fn validate_email(e: EmailConfig) -> Result<EmailSettings, String> {
     let from = e
         .from
         .parse()
@@ -395,24 +510,26 @@ fn validate_email(e: EmailConfig) -> Result<Email, String> {
                     .map_err(|err| format!("to {t:?} is not an email address: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-    let password = secret::load("[alerts.email]", e.password_file.as_deref(), e.password_env.as_deref())
-        .map_err(|err| err.to_string())?;
-    if password.is_some() && e.username.is_none() {
+    if (e.password_file.is_some() || e.password_env.is_some()) && e.username.is_none() {
         return Err("a password is set but no `username`".into());
+    }
+    if e.password_file.is_some() && e.password_env.is_some() {
+        return Err("set either password_file or password_env, not both".into());
     }
     let smtp_port = e.smtp_port.unwrap_or(match e.tls {
         SmtpTls::None => 25,
         SmtpTls::Starttls => 587,
         SmtpTls::Tls => 465,
     });
-    Ok(Email {
+    Ok(EmailSettings {
         smtp_host: e.smtp_host,
         smtp_port,
         tls: e.tls,
         from,
         to,
         username: e.username,
-        password,
+        password_file: e.password_file,
+        password_env: e.password_env,
         timeout: e.timeout.unwrap_or(Duration::from_secs(30)),
     })
 }
@@ -430,7 +547,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.schedule_text, DEFAULT_SCHEDULE);
         assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9187");
-        assert_eq!(c.remind_every, Duration::from_secs(4 * 3600));
+        assert_eq!(c.settings, Settings::default());
         assert!(c.email.is_none());
         assert!(c.sources.is_empty());
     }
@@ -464,7 +581,7 @@ mod tests {
             ),
             (
                 "[[sources]]\nkind = \"postgres\"\nname = \"db\"\nurl = \"postgres://127.0.0.1/x\"\n",
-                1,
+                4,
                 "names no user",
             ),
             (
@@ -559,9 +676,10 @@ url = "postgres://lockwatch@127.0.0.1:5432/postgres"
         )
         .unwrap();
         assert_eq!(c.sources.len(), 2);
-        assert_eq!(c.sources[0].timeout, Duration::from_secs(5));
-        assert_eq!(c.min_severity, Severity::High);
-        assert_eq!(c.email.unwrap().smtp_port, 2525);
-        assert!(!c.sources[0].source.target().contains("pw"));
+        assert_eq!(c.sources[0].common.timeout, Duration::from_secs(5));
+        assert_eq!(c.settings.min_severity, Severity::High);
+        assert_eq!(c.email.as_ref().unwrap().smtp_port, 2525);
+        let built = c.build().unwrap();
+        assert!(!built.sources[0].source.target().contains("pw"));
     }
 }

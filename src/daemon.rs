@@ -1,10 +1,10 @@
-//! `lockwatch run`: the scheduler loop, the outbox worker, the metrics endpoint, systemd
-//! notification and graceful shutdown.
+//! `lockwatch run`: the scheduler loop that runs the pipeline, the outbox worker, the metrics
+//! endpoint, systemd notification and graceful shutdown.
 
-use crate::config::Config;
-use crate::engine::{self, Engine};
-use crate::mail::Transport;
+use crate::config::{Config, Runtime};
+use crate::mail::MailSettings;
 use crate::metrics::{self, Metrics};
+use crate::pipeline::{Pipeline, deliver};
 use crate::store::Store;
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -45,7 +45,7 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
     let _lock = {
         if !config.state_dir.exists() {
             Store::open(&config.state_dir)?;
@@ -66,7 +66,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(metrics::serve(listener, metrics.clone()));
 
     let now = Utc::now().timestamp();
-    for s in &config.sources {
+    for s in &runtime.sources {
         metrics.last_success.with_label_values(&[&s.name]).set(now as f64);
         metrics.scan_errors.with_label_values(&[&s.name]).inc_by(0);
         metrics.source_blind.with_label_values(&[&s.name]).set(0);
@@ -81,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map(|w| (w[1] - w[0]).num_seconds().max(1))
         .next()
         .unwrap_or(60);
-    let slowest = config
+    let slowest = runtime
         .sources
         .iter()
         .map(|s| s.timeout.as_secs() as i64)
@@ -91,22 +91,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .healthy_within_secs
         .store(period + slowest + 60, std::sync::atomic::Ordering::Relaxed);
 
-    let mut engine = Engine::new(store, config.sources.iter().map(|s| s.name.clone()).collect())?;
-    engine.min_severity = config.min_severity;
-    engine.blind_after = config.blind_after;
-    engine.remind_every_secs = config.remind_every.as_secs() as i64;
-    engine.config_path = std::path::absolute(&config.path).unwrap_or(config.path.clone());
-    engine.email = config.email.clone();
-    engine.metrics = Some(metrics.clone());
+    let wake = Arc::new(Notify::new());
+    let mail = MailSettings {
+        config_path: std::path::absolute(&config.path).unwrap_or(config.path.clone()),
+        message_domain: runtime
+            .email
+            .as_ref()
+            .map(|e| e.from.email.domain().to_string())
+            .unwrap_or_else(|| MailSettings::default().message_domain),
+    };
+    let mut pipeline = Pipeline::new(
+        store,
+        config.settings.clone(),
+        mail,
+        runtime.sources.iter().map(|s| s.name.clone()).collect(),
+    )?
+    .with_metrics(metrics.clone())
+    .with_delivery(wake.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let wake = Arc::new(Notify::new());
     let worker = {
         let store = Store::open(&config.state_dir)?;
-        let transport = Transport::new(config.email.as_ref())?;
-        tokio::spawn(outbox_worker(
+        let sink = crate::sinks::from_config(runtime.email.as_ref())?;
+        tokio::spawn(deliver::outbox_worker(
             store,
-            transport,
+            sink,
             metrics.clone(),
             wake.clone(),
             stop_rx.clone(),
@@ -123,14 +132,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map(|w| w / 2)
         .unwrap_or(Duration::from_secs(1))
         .min(Duration::from_secs(1));
-    tracing::info!(schedule = %config.schedule_text, sources = config.sources.len(), "lockwatch started");
+    tracing::info!(schedule = %config.schedule_text, sources = runtime.sources.len(), "lockwatch started");
 
     let mut first = true;
     let mut stop = stop_rx.clone();
     loop {
-        run_cycle(&config, &mut engine).await;
+        run_cycle(&runtime, &mut pipeline).await;
         metrics.beat();
-        wake.notify_one();
         if first {
             notify(&[NotifyState::Ready, NotifyState::Status("watching")]);
             first = false;
@@ -173,9 +181,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_cycle(config: &Config, engine: &mut Engine) {
-    let collected = engine::collect_all(&config.sources).await;
-    match engine.apply(Utc::now().timestamp(), collected) {
+async fn run_cycle(runtime: &Runtime, pipeline: &mut Pipeline) {
+    match pipeline.run_cycle(&runtime.sources, || Utc::now().timestamp()).await {
         Ok(s) => tracing::info!(
             changed = s.changed,
             emails = s.mails,
@@ -216,102 +223,9 @@ pub fn replan(
     }
 }
 
-/// Retry delay after `attempts` failures: 5 s doubling to at most 60 s, with ±20 % jitter.
-pub fn backoff_secs(attempts: i64) -> i64 {
-    let base = (5i64 << attempts.clamp(0, 4)).min(60);
-    let jitter = (base as f64 * 0.2 * (rand::random::<f64>() * 2.0 - 1.0)) as i64;
-    (base + jitter).max(1)
-}
-
-async fn outbox_worker(
-    store: Store,
-    transport: Transport,
-    metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    // A fresh start is a good moment to retry: whatever was waiting on a backoff goes now.
-    if let Err(e) = store.reset_backoff(Utc::now().timestamp()) {
-        tracing::error!(error = %format!("{e:#}"), "cannot read the outbox");
-    }
-    loop {
-        let now = Utc::now().timestamp();
-        match store.due_mail(now, 50) {
-            Ok(rows) => {
-                for row in rows {
-                    if *stop.borrow() {
-                        break;
-                    }
-                    // "sending" and "delivered" bracket the only window in which a crash can
-                    // cause a duplicate (the server accepted, the state file does not know yet);
-                    // a duplicate carries the same Message-ID, so mail clients fold it.
-                    tracing::info!(id = row.id, resource = %row.resource_id, "sending alert");
-                    match transport.send(&row).await {
-                        Ok(()) => {
-                            metrics.alerts_sent.inc();
-                            match store.mark_sent(row.id, Utc::now().timestamp()) {
-                                Ok(()) => {
-                                    tracing::info!(id = row.id, resource = %row.resource_id, subject = %row.subject, "alert delivered");
-                                    // The server takes mail again: whatever waits on a backoff goes now.
-                                    if row.attempts > 0 || store.queue_depth().is_ok_and(|(d, _)| d > 0) {
-                                        let _ = store.reset_backoff(Utc::now().timestamp());
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %format!("{e:#}"), id = row.id, "delivered but could not record it; it may be sent again")
-                                }
-                            }
-                        }
-                        Err(e) if e.permanent => {
-                            metrics.alert_send_failures.inc();
-                            tracing::error!(resource = %row.resource_id, error = %e.message, "mail server refused the alert permanently; kept in the outbox (see `lockwatch outbox`)");
-                            let _ = store.mark_failed(row.id, &e.message);
-                        }
-                        Err(e) => {
-                            metrics.alert_send_failures.inc();
-                            let delay = backoff_secs(row.attempts);
-                            tracing::warn!(resource = %row.resource_id, error = %e.message, retry_in_secs = delay, "alert not delivered yet; will retry");
-                            let _ = store.mark_retry(row.id, Utc::now().timestamp() + delay, &e.message);
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read the outbox"),
-        }
-        let now = Utc::now().timestamp();
-        if let Ok((depth, oldest)) = store.queue_depth() {
-            metrics.alert_queue_depth.set(depth);
-            metrics
-                .alert_oldest_pending_age
-                .set(oldest.map(|o| (now - o).max(0)).unwrap_or(0));
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let wait = match store.next_due_at() {
-            Ok(Some(at)) => (at - now).clamp(0, 5),
-            _ => 5,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(wait as u64).max(Duration::from_millis(200))) => {}
-            _ = wake.notified() => {}
-            _ = stop.changed() => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for _ in 0..100 {
-            assert!((4..=6).contains(&backoff_secs(0)));
-            assert!((8..=12).contains(&backoff_secs(1)));
-            assert!((48..=72).contains(&backoff_secs(10)));
-        }
-    }
 
     #[test]
     fn clock_jumps_are_replanned() {

@@ -3,8 +3,9 @@
 //! `PROPTEST_CASES=100000 cargo test --bin lockwatch fuzz` (see RELIABILITY.md).
 
 use crate::config::Config;
+use crate::pipeline::evaluate;
 use crate::sources::aws::policy::{self, Reach, Trust};
-use crate::{diff, evaluate, mail, sources};
+use crate::{diff, mail, sources};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -61,23 +62,36 @@ const KEYS: &[&str] = &[
     "StringEquals",
     "NotIpAddress",
     "Sid",
-    "hba_rules",
-    "auth_method",
-    "address",
-    "netmask",
-    "type",
-    "listen_scope",
-    "ssl",
-    "unauthenticated_probe",
-    "requirepass_set",
-    "acl_nopass_users",
-    "world_open_ports",
-    "attachments",
-    "policy_reach",
-    "access_policy",
-    "publicly_accessible",
     "x",
 ];
+
+/// Every kind's sample postures (the kind contract), with one field replaced by anything: the
+/// field names come from the kinds themselves, not from a list kept here.
+fn mutated_sample() -> impl Strategy<Value = (&'static str, Value, Value)> {
+    let samples: Vec<(&'static str, Value)> = sources::KINDS
+        .iter()
+        .flat_map(|k| k.resource_kinds.iter())
+        .flat_map(|rk| {
+            let s = (rk.samples)();
+            [(rk.name, s.safe), (rk.name, s.exposed)]
+        })
+        .collect();
+    (
+        prop::sample::select(samples),
+        any::<prop::sample::Index>(),
+        json_value(),
+    )
+        .prop_map(|((kind, doc), field, value)| {
+            let mut mutated = doc.clone();
+            if let Some(obj) = mutated.as_object_mut()
+                && !obj.is_empty()
+            {
+                let key = obj.keys().nth(field.index(obj.len())).cloned().unwrap_or_default();
+                obj.insert(key, value);
+            }
+            (kind, doc, mutated)
+        })
+}
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -226,6 +240,13 @@ proptest! {
     fn diff_is_empty_exactly_when_equal(a in json_value(), b in json_value()) {
         prop_assert!(diff::diff(&a, &a).is_empty());
         prop_assert_eq!(diff::diff(&a, &b).is_empty(), a == b);
+    }
+
+    #[test]
+    fn every_kind_survives_any_value_in_any_field_of_its_samples((kind, doc, mutated) in mutated_sample()) {
+        let _ = evaluate::evaluate(kind, &doc, &mutated);
+        let _ = evaluate::evaluate(kind, &mutated, &doc);
+        prop_assert!(evaluate::evaluate(kind, &mutated, &mutated).changes.is_empty());
     }
 
     #[test]

@@ -1,12 +1,30 @@
-//! Alert emails: rendering (pure) and delivery over SMTP (lettre, rustls) or to the log.
+//! What lockwatch says: every email (alerts, reminders, resolutions, blindness, notices, the
+//! test alert) rendered from plain data, in text and HTML. Pure; delivery is `sinks`.
 
 use crate::alerting::{Condition, Notice, OpenAlert};
-use crate::config::{Email, SmtpTls};
-use crate::evaluate::show_value;
 use crate::model::{Change, ChangeClass};
-use crate::store::OutboxRow;
-use lettre::AsyncTransport;
+use crate::pipeline::decide::{Decision, ExpiryNotice};
+use crate::pipeline::evaluate::show_value;
+use crate::sinks::{MessageKind, Outgoing};
 use std::path::Path;
+
+/// What every email needs besides its subject matter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailSettings {
+    /// Shown in the commands the email suggests.
+    pub config_path: std::path::PathBuf,
+    /// Message-IDs are made under this domain (the sender's).
+    pub message_domain: String,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            config_path: crate::config::DEFAULT_PATH.into(),
+            message_domain: "lockwatch.invalid".into(),
+        }
+    }
+}
 
 /// What a notice email is about.
 pub struct MailContext<'a> {
@@ -176,93 +194,103 @@ pub fn esc(s: &str) -> String {
 }
 
 /// A Message-ID for a new mail: random, under the sender's domain.
-pub fn new_message_id(email: Option<&Email>) -> String {
-    let domain = email
-        .map(|e| e.from.email.domain().to_string())
-        .unwrap_or_else(|| "lockwatch.invalid".into());
+pub fn new_message_id(domain: &str) -> String {
     format!("<{:032x}@{domain}>", rand::random::<u128>())
 }
 
-/// Why a delivery failed, and whether retrying can help.
-#[derive(Debug)]
-pub struct SendError {
-    pub permanent: bool,
-    pub message: String,
+/// The email a decision calls for, if it calls for one.
+pub fn for_decision(
+    d: &Decision,
+    settings: &MailSettings,
+    detected_at: chrono::DateTime<chrono::Utc>,
+) -> Option<Outgoing> {
+    let notice = d.plan.notice?;
+    let new: Vec<Condition> = d.plan.opened.iter().chain(&d.plan.escalated).cloned().collect();
+    let mut still_open = d.plan.still_open.clone();
+    still_open.extend(
+        d.was_open
+            .iter()
+            .filter(|o| d.plan.updated.iter().any(|u| u.rule == o.rule))
+            .cloned(),
+    );
+    let mut rendered = render(&MailContext {
+        resource_id: &d.resource_id,
+        kind: &d.kind,
+        notice,
+        detected_at,
+        new: &new,
+        still_open: &still_open,
+        resolved: &d.plan.resolved,
+        changes: &d.changes,
+        exposed: d.exposed,
+        config_path: &settings.config_path,
+        about_posture: d.about_posture,
+        internet: d.reach == Some(crate::net::Reach::Internet),
+    });
+    if !d.notes.is_empty() {
+        rendered.text = d.notes.join("\n") + "\n\n" + &rendered.text;
+    }
+    let (kind, severity) = match notice {
+        Notice::Alert(s) => (MessageKind::Alert, Some(s)),
+        Notice::Reminder(s) => (MessageKind::Reminder, Some(s)),
+        Notice::Resolved => (MessageKind::Resolved, None),
+        Notice::PartlyResolved(s) => (MessageKind::PartlyResolved, Some(s)),
+    };
+    let mut rules: Vec<String> = new
+        .iter()
+        .map(|c| c.rule.clone())
+        .chain(d.plan.resolved.iter().map(|o| o.rule.clone()))
+        .chain(still_open.iter().map(|o| o.rule.clone()))
+        .collect();
+    rules.sort();
+    rules.dedup();
+    Some(Outgoing {
+        resource_id: d.resource_id.clone(),
+        kind,
+        severity,
+        rules,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: new_message_id(&settings.message_domain),
+    })
 }
 
-pub enum Transport {
-    /// No SMTP configured: alerts go to the log.
-    Log,
-    Smtp {
-        transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
-        email: Email,
-    },
-}
-
-impl Transport {
-    pub fn new(email: Option<&Email>) -> anyhow::Result<Transport> {
-        let Some(e) = email else {
-            return Ok(Transport::Log);
-        };
-        use lettre::transport::smtp::AsyncSmtpTransport as T;
-        let mut b = match e.tls {
-            SmtpTls::None => T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host),
-            SmtpTls::Starttls => T::<lettre::Tokio1Executor>::starttls_relay(&e.smtp_host)?,
-            SmtpTls::Tls => T::<lettre::Tokio1Executor>::relay(&e.smtp_host)?,
-        }
-        .port(e.smtp_port)
-        .timeout(Some(e.timeout));
-        if let (Some(u), Some(p)) = (&e.username, &e.password) {
-            b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                u.clone(),
-                p.expose().to_string(),
-            ));
-        }
-        Ok(Transport::Smtp {
-            transport: b.build(),
-            email: e.clone(),
-        })
-    }
-
-    pub async fn send(&self, row: &OutboxRow) -> Result<(), SendError> {
-        match self {
-            Transport::Log => {
-                tracing::warn!(resource = %row.resource_id, subject = %row.subject, body = %row.body_text, "alert (log transport: no [alerts.email] configured)");
-                Ok(())
-            }
-            Transport::Smtp { transport, email } => {
-                let msg = build_message(email, row).map_err(|m| SendError {
-                    permanent: true,
-                    message: m,
-                })?;
-                transport.send(msg).await.map(|_| ()).map_err(|e| SendError {
-                    permanent: e.is_permanent(),
-                    message: format!("SMTP {}:{}: {e}", email.smtp_host, email.smtp_port),
-                })
-            }
-        }
+/// A suppression expired after its finding had gone: nothing alerts, but whoever granted it
+/// hears that it ended.
+pub fn for_expiry(n: &ExpiryNotice, settings: &MailSettings) -> Outgoing {
+    let text = format!(
+        "{}\nThe finding is no longer present, so nothing alerts now.\n\nResource: {} (kind {})\n",
+        n.note, n.resource_id, n.kind
+    );
+    Outgoing {
+        resource_id: n.resource_id.clone(),
+        kind: MessageKind::Notice,
+        severity: None,
+        rules: vec![],
+        subject: format!("[lockwatch] NOTICE {}: suppression expired", n.resource_id),
+        html: format!("<html><body><pre>{}</pre></body></html>", esc(&text)),
+        text,
+        message_id: new_message_id(&settings.message_domain),
     }
 }
 
-fn build_message(email: &Email, row: &OutboxRow) -> Result<lettre::Message, String> {
-    let mut b = lettre::Message::builder()
-        .from(email.from.clone())
-        .subject(row.subject.clone())
-        .message_id(Some(row.message_id.clone()));
-    for to in &email.to {
-        b = b.to(to.clone());
+/// The email `lockwatch test-alert` sends.
+pub fn test_alert(host: &str, now: i64, settings: &MailSettings) -> Outgoing {
+    let text = format!(
+        "This is a test alert from lockwatch on {host}, sent by `lockwatch test-alert` at {}.\nIf you read this, alert delivery works.\n",
+        ts(now)
+    );
+    Outgoing {
+        resource_id: "lockwatch/test".into(),
+        kind: MessageKind::Test,
+        severity: None,
+        rules: vec![],
+        subject: format!("[lockwatch] TEST alert delivery from {host}"),
+        html: format!("<html><body><p>{}</p></body></html>", esc(&text)),
+        text,
+        message_id: new_message_id(&settings.message_domain),
     }
-    if let Some(root) = &row.in_reply_to {
-        b = b.in_reply_to(root.clone()).references(root.clone());
-    }
-    if let Some(at) = chrono::DateTime::from_timestamp(row.created_at, 0) {
-        b = b.date(at.into());
-    }
-    b.multipart(lettre::message::MultiPart::alternative_plain_html(
-        row.body_text.clone(),
-        row.body_html.clone(),
-    ))
-    .map_err(|e| format!("building message: {e}"))
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@ mod alerting;
 mod config;
 mod daemon;
 mod diff;
-mod engine;
-mod evaluate;
 #[cfg(test)]
 mod fuzz;
 mod mail;
 mod metrics;
 mod model;
 mod net;
+mod pipeline;
 mod secret;
+mod sinks;
 mod sources;
 mod store;
 
@@ -174,17 +174,19 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    let build = || config.build().map_err(|e| anyhow::anyhow!("{e}"));
     match command {
-        Command::Run => daemon::run(config).await.map(|_| ExitCode::SUCCESS),
-        Command::Scan { format, fail_on } => cli::scan(&config, format, fail_on).await,
+        Command::Run => daemon::run(build()?, &config).await.map(|_| ExitCode::SUCCESS),
+        Command::Scan { format, fail_on } => cli::scan(&config, &build()?, format, fail_on).await,
         Command::CheckConfig => {
+            let runtime = build()?;
             println!("{}: OK", config.path.display());
             println!(
                 "  sources: {}",
                 if config.sources.is_empty() {
                     "none".to_string()
                 } else {
-                    config
+                    runtime
                         .sources
                         .iter()
                         .map(|s| format!("{} ({}, {})", s.name, s.kind, s.source.target()))
@@ -219,7 +221,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             action: BaselineAction::Accept { resource, all },
         } => cli::baseline_accept(&config, if all { None } else { resource.as_deref() }),
         Command::History { resource, format } => cli::history(&config, &resource, format),
-        Command::TestAlert => cli::test_alert(&config).await,
+        Command::TestAlert => cli::test_alert(&build()?).await,
         Command::Outbox { all } => cli::outbox(&config, all),
         Command::Suppress {
             resource,

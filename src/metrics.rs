@@ -1,11 +1,45 @@
 //! Prometheus metrics and the `/metrics` + `/healthz` endpoint.
 
+use crate::model::Severity;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// What one cycle did, for the log and the metrics.
+#[derive(Debug, Default)]
+pub struct CycleStats {
+    pub at: i64,
+    /// Resources whose posture changed (new snapshot rows).
+    pub changed: usize,
+    /// Emails queued.
+    pub mails: usize,
+    pub failed_sources: usize,
+    pub sources: Vec<SourceStats>,
+    /// (source, kind) → resources currently reported.
+    pub resources: HashMap<(String, String), i64>,
+    /// (source, resource id, exposed) for every current resource.
+    pub exposed: Vec<(String, String, bool)>,
+    pub findings_by_severity: HashMap<Severity, i64>,
+    pub suppressed_by_severity: HashMap<Severity, i64>,
+    pub alerts_open_by_severity: HashMap<Severity, i64>,
+    /// (source, severity) of each drift alert opened or escalated.
+    pub drift_events: Vec<(String, Severity)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceStats {
+    pub name: String,
+    pub elapsed: Duration,
+    /// Collected completely this cycle (no failed part). `None`: not collected this cycle.
+    pub succeeded: Option<bool>,
+    pub consecutive_failures: u32,
+    pub blind: bool,
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -177,6 +211,55 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding to a Vec cannot fail");
         String::from_utf8(buf).expect("prometheus text format is UTF-8")
+    }
+
+    /// Everything a cycle changes in the metrics, in one place.
+    pub fn record_cycle(&self, s: &CycleStats) {
+        for src in &s.sources {
+            let l = [src.name.as_str()];
+            if let Some(ok) = src.succeeded {
+                self.scan_duration
+                    .with_label_values(&l)
+                    .observe(src.elapsed.as_secs_f64());
+                if ok {
+                    self.last_success.with_label_values(&l).set(s.at as f64);
+                } else {
+                    self.scan_errors.with_label_values(&l).inc();
+                }
+            }
+            self.source_failures
+                .with_label_values(&l)
+                .set(src.consecutive_failures as i64);
+            self.source_blind.with_label_values(&l).set(src.blind as i64);
+        }
+        self.resources.reset();
+        for ((source, kind), n) in &s.resources {
+            self.resources.with_label_values(&[source, kind]).set(*n);
+        }
+        self.resource_exposed.reset();
+        for (source, id, exposed) in &s.exposed {
+            self.resource_exposed
+                .with_label_values(&[source, id])
+                .set(*exposed as i64);
+        }
+        for sev in crate::model::Severity::ALL {
+            let l = [sev.as_str()];
+            let get = |m: &std::collections::HashMap<crate::model::Severity, i64>| *m.get(&sev).unwrap_or(&0);
+            self.findings_open
+                .with_label_values(&l)
+                .set(get(&s.findings_by_severity));
+            self.findings_suppressed
+                .with_label_values(&l)
+                .set(get(&s.suppressed_by_severity));
+            self.alerts_open
+                .with_label_values(&l)
+                .set(get(&s.alerts_open_by_severity));
+        }
+        for (source, sev) in &s.drift_events {
+            self.drift_events.with_label_values(&[source, sev.as_str()]).inc();
+        }
+        self.cycles.inc();
+        self.last_cycle.set(s.at);
     }
 
     pub fn beat(&self) {

@@ -193,3 +193,40 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub severity: Option<Severity>,
 }
+
+/// What the engine remembers about a resource between cycles.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub source: String,
+    pub kind: String,
+    pub hash: String,
+    /// Shared with `baseline` while the two are equal (the usual case): a large fleet keeps one
+    /// copy of each posture in memory, not two.
+    pub document: Document,
+    pub baseline: Document,
+    pub deleted: bool,
+}
+
+/// A changed posture, to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotWrite {
+    pub id: String,
+    pub source: String,
+    pub kind: String,
+    pub hash: String,
+    pub document: String,
+}
+
+/// An operator's decision that a finding is deliberate, for a while, for one posture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suppression {
+    pub id: i64,
+    pub resource_id: String,
+    pub rule: String,
+    pub reason: String,
+    pub granted_at: i64,
+    pub expires_at: i64,
+    pub posture_hash: String,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+}

@@ -91,7 +91,7 @@ mod tests {
 }
 
 /// How far a self-hosted resource can be reached from, for grading what an open door means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reach {
     Loopback,
@@ -101,6 +101,12 @@ pub enum Reach {
 
 impl Reach {
     pub const RANKS_WIDEST_FIRST: [&'static str; 3] = ["internet", "private", "loopback"];
+
+    pub fn parse(s: &str) -> Option<Reach> {
+        [Reach::Loopback, Reach::Private, Reach::Internet]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -52,21 +52,115 @@ pub fn load(what: &str, file: Option<&Path>, env: Option<&str>) -> anyhow::Resul
     }
 }
 
-/// A URL fit for logs and messages: any password replaced by `***`.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
+/// Key names whose values are credentials, in query strings and key/value connection strings.
+const SECRET_KEYS: [&str; 13] = [
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "sslpassword",
+    "sslkey_password",
+    "token",
+    "secret",
+    "api_key",
+    "apikey",
+    "secret_key",
+    "access_token",
+    "auth_token",
+];
+
+/// Text fit for logs and messages: every credential a connection string can carry replaced by
+/// `***`, wherever it stands in the text — a URL's password (`scheme://user:PASS@host`), query
+/// parameters (`?password=…`) and libpq-style key/value pairs (`password=…`, `password='a b'`).
+pub fn redact_dsn(text: &str) -> String {
+    redact_pairs(&redact_userinfo(text))
+}
+
+fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        // The token runs to the next space or quote; its last '@' ends the user info.
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .unwrap_or(after.len());
+        let token = &after[..end];
+        match token.rfind('@') {
+            Some(at) if token[..at].contains(':') => {
+                let colon = token.find(':').unwrap_or(at);
+                out.push_str(&token[..colon]);
+                out.push_str(":***");
+                out.push_str(&token[at..]);
             }
-            u.to_string()
+            _ => out.push_str(token),
         }
-        // Not a URL we can parse: show only the scheme-less host part we can be sure holds no secret.
-        Err(_) => match raw.rfind('@') {
-            Some(at) => format!("***@{}", &raw[at + 1..]),
-            None => raw.to_string(),
-        },
+        rest = &after[end..];
     }
+    out.push_str(rest);
+    out
+}
+
+fn redact_pairs(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let boundary = i == 0
+            || matches!(
+                bytes[i - 1],
+                b' ' | b'\t' | b'\n' | b'?' | b'&' | b';' | b'"' | b'\'' | b',' | b'('
+            );
+        let key = boundary
+            .then(|| {
+                SECRET_KEYS.iter().find(|k| {
+                    text.get(i..i + k.len()).is_some_and(|s| s.eq_ignore_ascii_case(k))
+                        && text[i + k.len()..].trim_start_matches([' ', '\t']).starts_with('=')
+                })
+            })
+            .flatten();
+        let Some(key) = key else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        };
+        let eq = i + key.len() + text[i + key.len()..].find('=').unwrap_or(0);
+        out.push_str(&text[i..=eq]);
+        let value_start = eq + 1 + (text[eq + 1..].len() - text[eq + 1..].trim_start_matches([' ', '\t']).len());
+        let value = &text[value_start..];
+        let consumed = if let Some(quoted) = value.strip_prefix('\'') {
+            // libpq quoting: 'a b', with \' and \\ escaped.
+            let mut n = 1;
+            let mut escaped = false;
+            let mut closed = false;
+            for c in quoted.chars() {
+                n += c.len_utf8();
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '\'') => {
+                        closed = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if !closed {
+                n = value.len();
+            }
+            n
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | '"' | '\'' | ',' | ')'))
+                .unwrap_or(value.len())
+        };
+        out.push_str(&text[eq + 1..value_start]);
+        out.push_str("***");
+        i = value_start + consumed;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -82,11 +176,31 @@ mod tests {
                 "postgres://mon:***@db:5432/postgres",
             ),
             ("postgres://mon@db:5432/postgres", "postgres://mon@db:5432/postgres"),
-            ("not a url:hunter2@host", "***@host"),
+            ("redis://:hun/ter@2@h:1 and more", "redis://:***@h:1 and more"),
+            (
+                "postgresql://mon@db/postgres?sslmode=disable&password=hunter2&x=1",
+                "postgresql://mon@db/postgres?sslmode=disable&password=***&x=1",
+            ),
+            (
+                "host=db port=5432 user=mon password=hunter2 dbname=postgres",
+                "host=db port=5432 user=mon password=*** dbname=postgres",
+            ),
+            (
+                "host=db password = 'hunter2 with \\' quote' dbname=x",
+                "host=db password = *** dbname=x",
+            ),
+            ("host=db PASSWORD=hunter2", "host=db PASSWORD=***"),
+            ("url http://h/?token=hunter2", "url http://h/?token=***"),
+            (
+                "error: invalid value for password='hunter2",
+                "error: invalid value for password=***",
+            ),
+            ("bypass=1 compass=2", "bypass=1 compass=2"),
+            ("no secrets: user=mon", "no secrets: user=mon"),
         ];
         for (raw, want) in cases {
-            assert_eq!(redact_url(raw), want);
-            assert!(!redact_url(raw).contains("hunter2"));
+            assert_eq!(redact_dsn(raw), want, "{raw}");
+            assert!(!redact_dsn(raw).contains("hunter2"), "{raw}");
         }
         assert_eq!(
             format!("{:?} {}", Secret::new("hunter2"), Secret::new("hunter2")),

@@ -3,7 +3,7 @@
 //! that an event and its email are committed together.
 
 use crate::alerting::OpenAlert;
-use crate::model::{Document, Severity};
+use crate::model::{Document, Known, Severity, SnapshotWrite, Suppression};
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -93,24 +93,15 @@ CREATE TABLE suppressions (
 );
 CREATE UNIQUE INDEX suppressions_active ON suppressions(resource_id, rule) WHERE ended_at IS NULL;
 "#,
+    r#"
+ALTER TABLE outbox ADD COLUMN severity TEXT;
+ALTER TABLE outbox ADD COLUMN rules TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 pub struct Store {
     conn: Connection,
     pub path: PathBuf,
-}
-
-/// What the engine remembers about a resource between cycles.
-#[derive(Debug, Clone)]
-pub struct Known {
-    pub source: String,
-    pub kind: String,
-    pub hash: String,
-    /// Shared with `baseline` while the two are equal (the usual case): a large fleet keeps one
-    /// copy of each posture in memory, not two.
-    pub document: Document,
-    pub baseline: Document,
-    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -137,45 +128,40 @@ pub struct OutboxRow {
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<i64>,
+    pub severity: Option<Severity>,
+    pub rules: Vec<String>,
 }
 
-/// An operator's decision that a finding is deliberate, for a while, for one posture.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suppression {
-    pub id: i64,
-    pub resource_id: String,
-    pub rule: String,
-    pub reason: String,
-    pub granted_at: i64,
-    pub expires_at: i64,
-    pub posture_hash: String,
-    pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
-}
-
-/// An email to enqueue; the store fills in threading.
-#[derive(Debug, Clone)]
-pub struct NewMail {
-    pub resource_id: String,
-    pub kind: String,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: String,
-    pub message_id: String,
+impl OutboxRow {
+    /// The message the sinks deliver.
+    pub fn message(&self) -> crate::sinks::Message {
+        crate::sinks::Message {
+            resource_id: self.resource_id.clone(),
+            kind: crate::sinks::MessageKind::parse(&self.kind).unwrap_or(crate::sinks::MessageKind::Alert),
+            severity: self.severity,
+            rules: self.rules.clone(),
+            subject: self.subject.clone(),
+            text: self.body_text.clone(),
+            html: self.body_html.clone(),
+            message_id: self.message_id.clone(),
+            in_reply_to: self.in_reply_to.clone(),
+            created_at: self.created_at,
+        }
+    }
 }
 
 /// Everything one cycle writes, applied in one transaction.
 #[derive(Debug, Default)]
 pub struct CycleWrites {
-    /// (resource id, source, kind, hash, canonical document)
-    pub snapshots: Vec<(String, String, String, String, String)>,
+    pub snapshots: Vec<SnapshotWrite>,
     pub deleted: Vec<String>,
     pub opened: Vec<(String, crate::alerting::Condition)>,
     pub updated: Vec<(String, crate::alerting::Condition)>,
     pub resolved: Vec<(String, String)>,
     /// (resource id): every open alert of it was just notified.
     pub notified: Vec<String>,
-    pub mails: Vec<NewMail>,
+    /// Emails to enqueue; the store fills in threading.
+    pub mails: Vec<crate::sinks::Outgoing>,
     /// (source, error or None on success)
     pub source_results: Vec<(String, Option<String>)>,
     /// (suppression id, why it ended: "expired" or "posture changed")
@@ -351,10 +337,11 @@ impl Store {
 
     pub fn apply(&mut self, now: i64, w: &CycleWrites) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
-        for (id, source, kind, hash, doc) in &w.snapshots {
+        for s in &w.snapshots {
+            let (id, source, kind) = (&s.id, &s.source, &s.kind);
             tx.execute(
                 "INSERT INTO snapshots (resource_id, hash, document, observed_at) VALUES (?1, ?2, ?3, ?4)",
-                params![id, hash, doc, now],
+                params![id, s.hash, s.document, now],
             )?;
             let snap = tx.last_insert_rowid();
             let existed: bool = tx.query_row("SELECT COUNT(*) FROM resources WHERE id = ?1", [id], |r| {
@@ -422,9 +409,20 @@ impl Store {
                 )?;
             }
             tx.execute(
-                "INSERT INTO outbox (created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
-                params![now, m.resource_id, m.kind, m.subject, m.body_text, m.body_html, m.message_id, root],
+                "INSERT INTO outbox (created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, next_attempt_at, severity, rules)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?10)",
+                params![
+                    now,
+                    m.resource_id,
+                    m.kind.as_str(),
+                    m.subject,
+                    m.text,
+                    m.html,
+                    m.message_id,
+                    root,
+                    m.severity.map(Severity::as_str),
+                    serde_json::to_string(&m.rules)?
+                ],
             )?;
         }
         for (id, reason) in &w.ended_suppressions {
@@ -619,7 +617,7 @@ impl Store {
     fn outbox_rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> anyhow::Result<Vec<OutboxRow>> {
         let sql = format!(
             "SELECT id, created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, state, attempts,
-                    next_attempt_at, last_error, sent_at FROM outbox {filter}"
+                    next_attempt_at, last_error, sent_at, severity, rules FROM outbox {filter}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(args, |r| {
@@ -638,6 +636,8 @@ impl Store {
                 next_attempt_at: r.get(11)?,
                 last_error: r.get(12)?,
                 sent_at: r.get(13)?,
+                severity: r.get::<_, Option<String>>(14)?.as_deref().and_then(Severity::parse),
+                rules: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -726,14 +726,27 @@ mod tests {
     use super::*;
     use crate::alerting::Condition;
 
-    fn snap(id: &str, hash: &str) -> (String, String, String, String, String) {
-        (
-            id.into(),
-            "s".into(),
-            "redis".into(),
-            hash.into(),
-            format!("{{\"h\":\"{hash}\"}}"),
-        )
+    fn snap(id: &str, hash: &str) -> SnapshotWrite {
+        SnapshotWrite {
+            id: id.into(),
+            source: "s".into(),
+            kind: "redis".into(),
+            hash: hash.into(),
+            document: format!("{{\"h\":\"{hash}\"}}"),
+        }
+    }
+
+    fn outgoing(resource: &str, subject: &str, message_id: &str) -> crate::sinks::Outgoing {
+        crate::sinks::Outgoing {
+            resource_id: resource.into(),
+            kind: crate::sinks::MessageKind::Alert,
+            severity: Some(Severity::High),
+            rules: vec!["r".into()],
+            subject: subject.into(),
+            text: "t".into(),
+            html: "h".into(),
+            message_id: message_id.into(),
+        }
     }
 
     #[test]
@@ -802,14 +815,7 @@ mod tests {
     fn outbox_threads_and_states() {
         let dir = tempfile::tempdir().unwrap();
         let mut st = Store::open(dir.path()).unwrap();
-        let mail = |mid: &str| NewMail {
-            resource_id: "x".into(),
-            kind: "alert".into(),
-            subject: "s".into(),
-            body_text: "t".into(),
-            body_html: "h".into(),
-            message_id: mid.into(),
-        };
+        let mail = |mid: &str| outgoing("x", "s", mid);
         st.apply(
             10,
             &CycleWrites {
@@ -844,14 +850,7 @@ mod tests {
     fn mail_for_one_resource_leaves_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut st = Store::open(dir.path()).unwrap();
-        let mail = |res: &str, mid: &str| NewMail {
-            resource_id: res.into(),
-            kind: "alert".into(),
-            subject: mid.into(),
-            body_text: "t".into(),
-            body_html: "h".into(),
-            message_id: mid.into(),
-        };
+        let mail = |res: &str, mid: &str| outgoing(res, mid, mid);
         st.apply(
             10,
             &CycleWrites {

@@ -1,13 +1,16 @@
-//! Posture → findings, and baseline → current → classified changes. Pure; no I/O.
+//! Stage 3, evaluate: posture → findings, and baseline → current → classified changes. Pure.
 
 use crate::diff;
 use crate::model::{Change, ChangeClass, Finding, Severity};
+use crate::net::Reach;
 use crate::sources::{self, FieldChange};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     pub findings: Vec<Finding>,
+    /// How far the resource can be reached from, when its kind knows.
+    pub reach: Option<Reach>,
     /// Every field that differs from the baseline, classified.
     pub changes: Vec<Change>,
     /// Reachable without authentication now.
@@ -30,19 +33,22 @@ pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
                     "lockwatch has no rules for resource kind {kind:?}; is this binary older than the state it reads?"
                 ),
             )],
+            reach: None,
             changes: vec![],
             exposed: false,
             drift: None,
         };
     };
-    let findings = (rk.assess)(current).unwrap_or_else(|e| {
-        vec![Finding::new(
+    let assessment = (rk.assess)(current).unwrap_or_else(|e| sources::Assessment {
+        findings: vec![Finding::new(
             ASSESS_ERROR_RULE,
             Severity::Low,
             false,
             format!("cannot assess this {kind} posture: {e}"),
-        )]
+        )],
+        reach: None,
     });
+    let findings = assessment.findings;
     let exposed = findings.iter().any(|f| f.exposed);
     let changes: Vec<Change> = diff::diff(baseline, current)
         .into_iter()
@@ -67,9 +73,23 @@ pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
     let drift = worst.map(|w| if exposed { Severity::Critical } else { w });
     Evaluation {
         findings,
+        reach: assessment.reach,
         changes,
         exposed,
         drift,
+    }
+}
+
+impl Evaluation {
+    /// The evaluation of a resource that is gone: nothing to say about it any more.
+    pub fn gone() -> Self {
+        Evaluation {
+            findings: vec![],
+            reach: None,
+            changes: vec![],
+            exposed: false,
+            drift: None,
+        }
     }
 }
 

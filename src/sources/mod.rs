@@ -1,5 +1,8 @@
-//! Data-store kinds. Each kind is one file here owning its config section, its collector (I/O)
-//! and its rules (pure): to add a kind, add a file and one line to [`KINDS`].
+//! Data-store kinds. Each kind is a folder here: `mod.rs` (its config, its `KIND` entry and the
+//! shape of its posture document), `collect.rs` (I/O: what the server says) and `rules.rs` (pure:
+//! findings, and the direction of each change). To add a kind: a folder, one line in [`KINDS`],
+//! its test peer under `tests/support/`, its e2e test, its rule table in the README. The
+//! contract test (`contract.rs`) fails until the kind provides samples and secret canaries.
 
 use crate::model::{Classification, Finding, Resource};
 use futures::future::BoxFuture;
@@ -7,6 +10,9 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub mod aws;
+pub mod common;
+#[cfg(test)]
+mod contract;
 pub mod elasticsearch;
 pub mod mysql;
 pub mod postgres;
@@ -62,7 +68,7 @@ impl Collection {
     }
 }
 
-/// A configured, runnable source (one `[[sources]]` entry).
+/// A configured, runnable source (one `[[sources]]` entry, built).
 pub trait Source: Send + Sync {
     /// One snapshot of every resource this source watches. An error means "could not look":
     /// it never means the resources are gone.
@@ -72,7 +78,7 @@ pub trait Source: Send + Sync {
 }
 
 /// The settings every `[[sources]]` entry has, whatever its kind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Common {
     pub name: String,
     pub timeout: Duration,
@@ -83,20 +89,56 @@ pub struct Common {
 /// A config `kind`, and the resource kinds its sources produce.
 pub struct SourceKind {
     pub name: &'static str,
-    /// Build a source from its config table (without `kind`, `name`, `timeout`, `reach`). The error says
-    /// what is wrong; serde's "unknown field" errors are kept as they are so the loader can point
-    /// at the offending line.
+    /// Check a config table (without `kind`, `name`, `timeout`, `reach`): pure, no file or
+    /// environment is read. The error says what is wrong; serde's "unknown field" errors are
+    /// kept as they are so the loader can point at the offending line.
+    pub check: fn(common: &Common, table: &toml::Table) -> Result<(), String>,
+    /// Build a runnable source at start-up: reads secrets, prepares clients. Never connects.
     pub build: fn(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>,
     pub resource_kinds: &'static [ResourceKind],
+    /// Config tables (TOML text of one `[[sources]]` entry, without `kind` and `name`) holding
+    /// `secret` in every form this kind accepts a credential, pointed at `addr` (`host:port`
+    /// where nothing answers). The contract test checks that the secret never reaches
+    /// `target()`, an error or a log line. A file form writes its file under `dir`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub canaries: fn(secret: &str, addr: &str, dir: &std::path::Path) -> Vec<String>,
 }
 
-/// Rules for one kind of resource. Both functions are pure.
+/// Rules for one kind of resource. All functions are pure.
 pub struct ResourceKind {
     pub name: &'static str,
-    /// Posture document → findings. Errors only when the document is not of this kind's shape.
-    pub assess: fn(posture: &Value) -> Result<Vec<Finding>, String>,
+    /// Posture document → findings and reach. Errors only when the document is not of this
+    /// kind's shape.
+    pub assess: fn(posture: &Value) -> Result<Assessment, String>,
     /// Direction of one changed field, given the whole before/after documents for context.
     pub classify: fn(change: &FieldChange<'_>) -> Classification,
+    /// Sample postures: one well protected, one exposed. Property tests start from them.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub samples: fn() -> Samples,
+}
+
+/// What a kind concludes about one posture.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Assessment {
+    pub findings: Vec<Finding>,
+    /// How far the resource can be reached from, when the kind knows.
+    pub reach: Option<crate::net::Reach>,
+}
+
+impl Assessment {
+    pub fn new(findings: Vec<Finding>, reach: Option<crate::net::Reach>) -> Self {
+        Assessment { findings, reach }
+    }
+}
+
+/// A kind's sample documents (see [`ResourceKind::samples`]).
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct Samples {
+    /// Protected: no finding is `exposed`.
+    pub safe: Value,
+    /// Reachable without authentication: some finding is `exposed`, and going from `safe` to
+    /// it is a weakening.
+    pub exposed: Value,
 }
 
 /// One changed field, as the classifier sees it.
@@ -119,155 +161,6 @@ pub fn resource_kind(name: &str) -> Option<&'static ResourceKind> {
         .find(|k| k.name == name)
 }
 
-/// Deserialize a kind's own config struct from its table.
-pub fn parse_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(table)).map_err(|e| e.message().trim().to_string())
-}
-
-/// Rank-based classification: `ranks` lists values from weakest to strongest protection.
-/// Unknown values and `null` (not observed) are neutral.
-pub fn classify_rank(before: &Value, after: &Value, ranks: &[&str], weakened: Classification) -> Classification {
-    let rank = |v: &Value| {
-        v.as_str()
-            .and_then(|s| ranks.iter().position(|r| r.eq_ignore_ascii_case(s)))
-    };
-    match (rank(before), rank(after)) {
-        (Some(b), Some(a)) if a < b => weakened,
-        (Some(b), Some(a)) if a > b => Classification::STRENGTHENED,
-        _ => Classification::NEUTRAL,
-    }
-}
-
-/// A boolean protection: `protective` is the value that protects.
-pub fn classify_flag(before: &Value, after: &Value, protective: bool, weakened: Classification) -> Classification {
-    match (before.as_bool(), after.as_bool()) {
-        (Some(b), Some(a)) if b == protective && a != protective => weakened,
-        (Some(b), Some(a)) if b != protective && a == protective => Classification::STRENGTHENED,
-        _ => Classification::NEUTRAL,
-    }
-}
-
-/// Classification shared by every self-hosted kind: how far its listener (`/listen_scope`) and
-/// the resource (`/reach`) can be reached. Widening either is a weakening. `None` for other fields.
-pub fn classify_reach(c: &FieldChange<'_>) -> Option<Classification> {
-    let ranks: &[&str] = match c.path {
-        "/reach" => &crate::net::Reach::RANKS_WIDEST_FIRST,
-        "/listen_scope" => &crate::net::Scope::RANKS_WIDEST_FIRST,
-        _ => return None,
-    };
-    Some(classify_rank(
-        c.before,
-        c.after,
-        ranks,
-        Classification::weakened(crate::model::Severity::Medium),
-    ))
-}
-
-/// The low-severity reminder every self-hosted kind gives when its listener binds every
-/// interface or a public address: `<kind>.listen.wide`. `binds` says what it binds.
-pub fn wide_listener(rule: &str, product: &str, listen_scope: Option<&str>, binds: &str) -> Option<Finding> {
-    matches!(listen_scope, Some("all_interfaces" | "public")).then(|| {
-        Finding::new(
-            rule,
-            crate::model::Severity::Low,
-            false,
-            format!(
-                "{product} listens on {binds} ({}); make sure a firewall or security group limits who reaches it.",
-                listen_scope.unwrap_or_default()
-            ),
-        )
-    })
-}
-
-/// A member of a list of risky things (users without password, superusers…): added is weaker.
-/// `before`/`after` are one element (the other side `null`) as reported by the diff.
-pub fn classify_risky_member(before: &Value, after: &Value, weakened: Classification) -> Classification {
-    match (before.is_null(), after.is_null()) {
-        (true, false) => weakened,
-        (false, true) => Classification::STRENGTHENED,
-        _ => Classification::NEUTRAL,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{ChangeClass, Severity};
-    use serde_json::json;
-
-    #[test]
-    fn registry_names_are_unique() {
-        let unique = |mut names: Vec<&str>| {
-            let n = names.len();
-            names.sort();
-            names.dedup();
-            n == names.len()
-        };
-        assert!(unique(KINDS.iter().map(|k| k.name).collect()), "duplicate source kind");
-        assert!(
-            unique(
-                KINDS
-                    .iter()
-                    .flat_map(|k| k.resource_kinds.iter().map(|r| r.name))
-                    .collect()
-            ),
-            "duplicate resource kind"
-        );
-    }
-
-    #[test]
-    fn helpers_table() {
-        let w = Classification::weakened(Severity::High);
-        let ranks = ["trust", "md5", "scram-sha-256"];
-        let cases: Vec<(&str, Classification, ChangeClass)> = vec![
-            (
-                "rank down",
-                classify_rank(&json!("scram-sha-256"), &json!("trust"), &ranks, w),
-                ChangeClass::Weakened,
-            ),
-            (
-                "rank up",
-                classify_rank(&json!("md5"), &json!("scram-sha-256"), &ranks, w),
-                ChangeClass::Strengthened,
-            ),
-            (
-                "rank unknown",
-                classify_rank(&json!("ldap"), &json!("trust"), &ranks, w),
-                ChangeClass::Neutral,
-            ),
-            (
-                "flag off",
-                classify_flag(&json!(true), &json!(false), true, w),
-                ChangeClass::Weakened,
-            ),
-            (
-                "flag on",
-                classify_flag(&json!(false), &json!(true), true, w),
-                ChangeClass::Strengthened,
-            ),
-            (
-                "flag unobserved",
-                classify_flag(&Value::Null, &json!(false), true, w),
-                ChangeClass::Neutral,
-            ),
-            (
-                "inverse flag",
-                classify_flag(&json!(false), &json!(true), false, w),
-                ChangeClass::Weakened,
-            ),
-            (
-                "member added",
-                classify_risky_member(&Value::Null, &json!("bob"), w),
-                ChangeClass::Weakened,
-            ),
-            (
-                "member removed",
-                classify_risky_member(&json!("bob"), &Value::Null, w),
-                ChangeClass::Strengthened,
-            ),
-        ];
-        for (name, got, want) in cases {
-            assert_eq!(got.class, want, "case: {name}");
-        }
-    }
+pub fn kind_names() -> String {
+    KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }

@@ -4,7 +4,8 @@
 
 use super::{Ctx, sdk_error};
 use crate::model::{Classification, Finding, Resource, Severity};
-use crate::sources::{FieldChange, ResourceKind, classify_risky_member};
+use crate::sources::common::classify_risky_member;
+use crate::sources::{Assessment, FieldChange, ResourceKind, Samples};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -14,7 +15,39 @@ pub const KIND: ResourceKind = ResourceKind {
     name: "security-group",
     assess,
     classify,
+    samples,
 };
+
+fn samples() -> Samples {
+    let doc = |source: &str, public_ip: bool| {
+        let rules = vec![Rule {
+            protocol: "tcp".into(),
+            from_port: Some(5432),
+            to_port: Some(5432),
+            source: source.into(),
+        }];
+        serde_json::to_value(Posture {
+            owner_account: "111122223333".into(),
+            group_id: "sg-1".into(),
+            group_name: "db".into(),
+            vpc_id: Some("vpc-1".into()),
+            world_open_ports: open_ports(&rules, &[], is_world),
+            untrusted_public_ports: open_ports(&rules, &[], |s| is_untrusted_public(s, &[])),
+            ingress: rules,
+            attachments: vec![Attachment {
+                interface_id: "eni-1".into(),
+                attached_to: "instance".into(),
+                resource: Some("i-1".into()),
+                public_ip,
+            }],
+        })
+        .unwrap_or_default()
+    };
+    Samples {
+        safe: doc("10.0.0.0/16", true),
+        exposed: doc("0.0.0.0/0", true),
+    }
+}
 
 /// Ports of data stores that must never face the internet.
 pub const DATA_STORE_PORTS: &[(u16, &str)] = &[
@@ -332,7 +365,7 @@ fn describe_ports(ports: &[OpenPort]) -> String {
         .join(", ")
 }
 
-fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+fn assess(posture: &Value) -> Result<Assessment, String> {
     let p: Posture =
         serde_json::from_value(posture.clone()).map_err(|e| format!("not a security-group posture: {e}"))?;
     let mut out = Vec::new();
@@ -385,7 +418,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             ),
         ));
     }
-    Ok(out)
+    Ok(Assessment::new(out, None))
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
@@ -558,13 +591,14 @@ mod tests {
         for (name, p, want) in cases {
             let got: Vec<(String, Severity, bool)> = assess(&p)
                 .unwrap()
+                .findings
                 .into_iter()
                 .map(|f| (f.rule, f.severity, f.exposed))
                 .collect();
             let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
             assert_eq!(got, want, "case: {name}");
         }
-        let f = assess(&posture(open(), vec![att(true)])).unwrap();
+        let f = assess(&posture(open(), vec![att(true)])).unwrap().findings;
         assert!(
             f[0].message.contains("Elasticsearch/OpenSearch 9200 from 0.0.0.0/0"),
             "{}",
@@ -607,15 +641,6 @@ mod tests {
                 Severity::Low,
             ),
         ];
-        for (path, before, after, class, sev) in cases {
-            let got = classify(&FieldChange {
-                path,
-                before: &before,
-                after: &after,
-                before_doc: &open_public,
-                after_doc: &open_public,
-            });
-            assert_eq!((got.class, got.severity), (class, sev), "{path}");
-        }
+        crate::sources::common::check_classify(classify, &open_public, &cases);
     }
 }

@@ -20,9 +20,20 @@ use serde::{Deserialize, Serialize};
 
 pub const KIND: SourceKind = SourceKind {
     name: "aws",
+    check: |_, table| parse(table.clone()).map(|_| ()),
     build,
     resource_kinds: &[opensearch::KIND, ec2::KIND, rds::INSTANCE_KIND, rds::CLUSTER_KIND],
+    canaries,
 };
+
+/// Credentials come from the environment, a profile or an assumed role, never from the config;
+/// a secret can still be pasted into the endpoint URL or the external id.
+fn canaries(secret: &str, addr: &str, _dir: &std::path::Path) -> Vec<String> {
+    vec![
+        format!("regions = [\"us-east-1\"]\nendpoint_url = \"http://lockwatch:{secret}@{addr}\""),
+        format!("regions = [\"us-east-1\"]\nendpoint_url = \"http://{addr}/?token={secret}\""),
+    ]
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,7 +100,17 @@ struct AwsSource {
 }
 
 fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String> {
-    let cfg: Config = super::parse_table(table)?;
+    let cfg = parse(table)?;
+    Ok(Box::new(AwsSource {
+        name: common.name.clone(),
+        cfg,
+        base: tokio::sync::OnceCell::new(),
+    }))
+}
+
+/// The config, checked. Pure.
+fn parse(table: toml::Table) -> Result<Config, String> {
+    let cfg: Config = super::common::parse_table(table)?;
     if cfg.regions.is_empty() {
         return Err("`regions` is empty: list regions, or [\"all\"]".into());
     }
@@ -111,13 +132,9 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
         ec2::parse_cidr(c).ok_or_else(|| format!("trust.cidrs: {c:?} is not a CIDR (e.g. \"198.51.100.0/24\")"))?;
     }
     if let Some(ep) = &cfg.endpoint_url {
-        url::Url::parse(ep).map_err(|e| format!("endpoint_url {ep:?}: {e}"))?;
+        url::Url::parse(ep).map_err(|e| format!("endpoint_url {}: {e}", crate::secret::redact_dsn(ep)))?;
     }
-    Ok(Box::new(AwsSource {
-        name: common.name.clone(),
-        cfg,
-        base: tokio::sync::OnceCell::new(),
-    }))
+    Ok(cfg)
 }
 
 /// An SDK error with its whole chain of causes, for messages.
@@ -284,7 +301,7 @@ impl Source for AwsSource {
             .cfg
             .endpoint_url
             .as_ref()
-            .map(|e| format!(" via {}", crate::secret::redact_url(e)))
+            .map(|e| format!(" via {}", crate::secret::redact_dsn(e)))
             .unwrap_or_default();
         format!("aws {who}, regions {}{at}", self.cfg.regions.join(","))
     }

@@ -4,7 +4,8 @@
 use super::policy::{self, Reach};
 use super::{Ctx, TrustConfig, sdk_error};
 use crate::model::{Classification, Finding, Resource, Severity};
-use crate::sources::{FieldChange, ResourceKind, classify_flag, classify_rank};
+use crate::sources::common::{classify_flag, classify_rank};
+use crate::sources::{Assessment, FieldChange, ResourceKind, Samples};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,7 +14,40 @@ pub const KIND: ResourceKind = ResourceKind {
     name: "opensearch",
     assess,
     classify,
+    samples,
 };
+
+fn samples() -> Samples {
+    let doc = |principal: Value| {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal},
+            "Action": "es:*", "Resource": "arn:aws:es:us-east-1:111122223333:domain/orders/*"}]});
+        let mut p = Posture {
+            owner_account: "111122223333".into(),
+            engine_version: Some("OpenSearch_2.11".into()),
+            public_endpoint: true,
+            vpc_id: None,
+            access_policy: Some(normalise_policy(&policy)),
+            access_policy_error: None,
+            policy_reach: String::new(),
+            fine_grained_access_control: false,
+            internal_user_database: false,
+            anonymous_auth: false,
+            enforce_https: true,
+            tls_policy: Some("Policy-Min-TLS-1-2-2019-07".into()),
+            encryption_at_rest: true,
+            node_to_node_encryption: true,
+            cognito: false,
+            ip_address_type: Some("ipv4".into()),
+            trust: TrustConfig::default(),
+        };
+        p.policy_reach = verdict(&p).reach.as_str().into();
+        serde_json::to_value(p).unwrap_or_default()
+    };
+    Samples {
+        safe: doc(serde_json::json!("arn:aws:iam::111122223333:root")),
+        exposed: doc(serde_json::json!("*")),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Posture {
@@ -239,7 +273,7 @@ fn quote(v: &policy::Verdict) -> String {
 
 const WEAK_TLS: [&str; 1] = ["Policy-Min-TLS-1-0-2019-07"];
 
-fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+fn assess(posture: &Value) -> Result<Assessment, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not an opensearch posture: {e}"))?;
     let v = verdict(&p);
     let mut out = Vec::new();
@@ -338,7 +372,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             "Node-to-node encryption is off: traffic inside the cluster is unencrypted.",
         ));
     }
-    Ok(out)
+    Ok(Assessment::new(out, None))
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
@@ -424,6 +458,7 @@ mod tests {
     fn rules(v: &Value) -> Vec<(String, Severity, bool)> {
         assess(v)
             .unwrap()
+            .findings
             .into_iter()
             .map(|f| (f.rule, f.severity, f.exposed))
             .collect()
@@ -499,7 +534,7 @@ mod tests {
 
     #[test]
     fn critical_message_quotes_the_statement() {
-        let f = assess(&posture(open(), true, false, false)).unwrap();
+        let f = assess(&posture(open(), true, false, false)).unwrap().findings;
         assert!(
             f[0].message.contains(r#""Principal":{"AWS":["*"]}"#),
             "{}",
@@ -582,15 +617,6 @@ mod tests {
                 Severity::Low,
             ),
         ];
-        for (path, before, after, class, sev) in cases {
-            let got = classify(&FieldChange {
-                path,
-                before: &before,
-                after: &after,
-                before_doc: &d,
-                after_doc: &d,
-            });
-            assert_eq!((got.class, got.severity), (class, sev), "{path}");
-        }
+        crate::sources::common::check_classify(classify, &d, &cases);
     }
 }

@@ -4,7 +4,8 @@
 use super::ec2::{RegionGroups, is_world, rule_covers};
 use super::{Ctx, sdk_error};
 use crate::model::{Classification, Finding, Resource, Severity};
-use crate::sources::{FieldChange, ResourceKind, classify_flag};
+use crate::sources::common::classify_flag;
+use crate::sources::{Assessment, FieldChange, ResourceKind, Samples};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,12 +13,25 @@ pub const INSTANCE_KIND: ResourceKind = ResourceKind {
     name: "rds",
     assess,
     classify,
+    samples,
 };
 pub const CLUSTER_KIND: ResourceKind = ResourceKind {
     name: "rds-cluster",
     assess,
     classify,
+    samples,
 };
+
+fn samples() -> Samples {
+    let doc = |public: bool| {
+        serde_json::json!({"owner_account": "111122223333", "engine": "postgres", "publicly_accessible": public, "port": 5432,
+            "security_groups": ["sg-1"], "open_to_world_on_port": public, "storage_encrypted": true, "iam_auth": false})
+    };
+    Samples {
+        safe: doc(false),
+        exposed: doc(true),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Posture {
@@ -110,7 +124,7 @@ pub async fn collect(
     Ok(out)
 }
 
-fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
+fn assess(posture: &Value) -> Result<Assessment, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not an rds posture: {e}"))?;
     let mut out = Vec::new();
     let port = p.port.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
@@ -144,7 +158,7 @@ fn assess(posture: &Value) -> Result<Vec<Finding>, String> {
             "Storage is not encrypted: snapshots and disks hold the data in clear.",
         ));
     }
-    Ok(out)
+    Ok(Assessment::new(out, None))
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
@@ -190,6 +204,7 @@ mod tests {
         for (posture, want) in cases {
             let got: Vec<(String, Severity)> = assess(&posture)
                 .unwrap()
+                .findings
                 .into_iter()
                 .map(|f| (f.rule, f.severity))
                 .collect();

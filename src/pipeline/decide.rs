@@ -1,0 +1,542 @@
+//! Stage 4, decide: from evaluations and the alert state, what changes and who is told. The alert
+//! state machine ([`crate::alerting`]), the suppression lifecycle and blindness, as pure
+//! functions on plain data (no store, no clock, no I/O): table-tested below.
+
+use super::evaluate::Evaluation;
+use crate::alerting::{self, Condition, OpenAlert, Plan};
+use crate::model::Suppression;
+use crate::model::{Change, Severity};
+use crate::net::Reach;
+use std::collections::HashMap;
+
+pub const BLIND_RULE: &str = "lockwatch.source.blind";
+
+/// The alert subject for a source lockwatch cannot read.
+pub fn blind_resource_id(source: &str) -> String {
+    format!("lockwatch/source/{source}")
+}
+
+/// The settings decisions depend on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub min_severity: Severity,
+    pub remind_every_secs: i64,
+    pub blind_after: u32,
+}
+
+/// One resource as evaluated this cycle.
+#[derive(Debug, Clone)]
+pub struct ResourceEval {
+    pub id: String,
+    pub source: String,
+    pub kind: String,
+    /// Hash of the current posture: suppressions are bound to it.
+    pub hash: String,
+    /// Vanished from its source's listing this cycle.
+    pub gone: bool,
+    pub eval: Evaluation,
+}
+
+/// Whether a source could be read, cycle after cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    pub consecutive_failures: u32,
+    pub last_error: String,
+}
+
+/// The health after one more cycle: a failure counts up, a success resets. Pure.
+pub fn next_health(prev: &Health, failure: Option<&str>) -> Health {
+    match failure {
+        Some(e) => Health {
+            consecutive_failures: prev.consecutive_failures + 1,
+            last_error: e.to_string(),
+        },
+        None => Health::default(),
+    }
+}
+
+/// What one resource (or one blind source) gets this cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub resource_id: String,
+    pub kind: String,
+    pub plan: Plan,
+    /// The open alerts the plan was made against.
+    pub was_open: Vec<OpenAlert>,
+    /// Sentences that open the email (a suppression ended, the resource vanished).
+    pub notes: Vec<String>,
+    /// About a watched resource (`baseline accept` applies), not about lockwatch itself.
+    pub about_posture: bool,
+    pub changes: Vec<Change>,
+    pub exposed: bool,
+    pub reach: Option<Reach>,
+}
+
+/// A suppression that expired while its finding was already gone: one short notice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiryNotice {
+    pub resource_id: String,
+    pub kind: String,
+    pub note: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Decisions {
+    pub resources: Vec<Decision>,
+    /// (suppression id, why it ended: "expired" or "posture changed")
+    pub ended_suppressions: Vec<(i64, String)>,
+    /// Alerts a suppression's end closes before the plan re-opens them loudly.
+    pub resolved_by_suppression: Vec<(String, String)>,
+    pub expiry_notices: Vec<ExpiryNotice>,
+    pub suppressed_by_severity: HashMap<Severity, i64>,
+    /// (source, severity) of each drift alert opened or escalated.
+    pub drift_events: Vec<(String, Severity)>,
+}
+
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// The suppressions of one resource, reviewed against this cycle. Pure.
+#[derive(Debug, Default, PartialEq)]
+pub struct SuppressionReview {
+    /// Rules still silenced.
+    pub holding: Vec<String>,
+    /// (suppression id, why it ended)
+    pub ended: Vec<(i64, String)>,
+    /// Rules whose open alert closes now, so that the finding alerts again, loudly.
+    pub reopen: Vec<String>,
+    /// Sentences for the email of a finding that alerts again.
+    pub notes: Vec<String>,
+    /// Sentences for a suppression that expired while its finding was already gone.
+    pub expired_quietly: Vec<String>,
+}
+
+/// A suppression holds until it expires or the posture it was granted for changes; when it ends
+/// and its finding is still there, the finding alerts again, saying why.
+pub fn review_suppressions(
+    sups: &[Suppression],
+    active: &[Condition],
+    open: &[OpenAlert],
+    now: i64,
+    posture_hash: &str,
+    gone: bool,
+) -> SuppressionReview {
+    let mut r = SuppressionReview::default();
+    for sup in sups {
+        let ending = if now >= sup.expires_at {
+            Some("expired")
+        } else if gone || sup.posture_hash != posture_hash {
+            Some("posture changed")
+        } else {
+            None
+        };
+        let Some(why) = ending else {
+            r.holding.push(sup.rule.clone());
+            continue;
+        };
+        r.ended.push((sup.id, why.to_string()));
+        let note = format!(
+            "The suppression of {} granted {} (\"{}\") {}.",
+            sup.rule,
+            ts(sup.granted_at),
+            sup.reason,
+            if why == "expired" {
+                format!("expired at {}", ts(sup.expires_at))
+            } else {
+                "no longer applies: the resource changed since it was granted".to_string()
+            }
+        );
+        if active.iter().any(|c| c.rule == sup.rule) {
+            if open.iter().any(|o| o.rule == sup.rule) {
+                r.reopen.push(sup.rule.clone());
+            }
+            r.notes.push(note);
+        } else if why == "expired" {
+            r.expired_quietly.push(note);
+        }
+    }
+    r
+}
+
+/// Decide every resource's alerts and emails. Resources arrive sorted by id.
+pub fn decide_resources(
+    resources: &[ResourceEval],
+    open: &HashMap<String, Vec<OpenAlert>>,
+    suppressions: &HashMap<String, Vec<Suppression>>,
+    policy: &Policy,
+    now: i64,
+) -> Decisions {
+    let mut out = Decisions::default();
+    for r in resources {
+        let was_open = open.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
+        let conds = alerting::conditions(&r.eval, policy.min_severity);
+        let sups = suppressions.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
+        let review = review_suppressions(sups, &conds, was_open, now, &r.hash, r.gone);
+        out.ended_suppressions.extend(review.ended.iter().cloned());
+        let was_open: Vec<OpenAlert> = was_open
+            .iter()
+            .filter(|o| !review.reopen.contains(&o.rule))
+            .cloned()
+            .collect();
+        out.resolved_by_suppression
+            .extend(review.reopen.iter().map(|rule| (r.id.clone(), rule.clone())));
+        out.expiry_notices
+            .extend(review.expired_quietly.into_iter().map(|note| ExpiryNotice {
+                resource_id: r.id.clone(),
+                kind: r.kind.clone(),
+                note,
+            }));
+        for f in r.eval.findings.iter().filter(|f| review.holding.contains(&f.rule)) {
+            *out.suppressed_by_severity.entry(f.severity).or_default() += 1;
+        }
+        let plan = alerting::plan_with(&conds, &was_open, now, policy.remind_every_secs, &review.holding);
+        if let Some(sev) = plan
+            .opened
+            .iter()
+            .chain(&plan.escalated)
+            .find(|c| c.rule == alerting::DRIFT_RULE)
+            .map(|c| c.severity)
+        {
+            out.drift_events.push((r.source.clone(), sev));
+        }
+        let mut notes = review.notes;
+        if r.gone {
+            notes.insert(
+                0,
+                format!(
+                    "{} is no longer reported by source {}: the source answered and this resource was not in it (deleted or renamed).",
+                    r.id, r.source
+                ),
+            );
+        }
+        out.resources.push(Decision {
+            resource_id: r.id.clone(),
+            kind: r.kind.clone(),
+            plan,
+            was_open,
+            notes,
+            about_posture: true,
+            changes: r.eval.changes.clone(),
+            exposed: r.eval.exposed,
+            reach: r.eval.reach,
+        });
+    }
+    out
+}
+
+/// Blindness: a source that failed `blind_after` cycles in a row is itself an alert, which
+/// resolves when it answers again. Sources arrive sorted by name.
+pub fn decide_blindness(
+    sources: &[String],
+    health: &HashMap<String, Health>,
+    open: &HashMap<String, Vec<OpenAlert>>,
+    policy: &Policy,
+    now: i64,
+) -> Vec<Decision> {
+    sources
+        .iter()
+        .map(|source| {
+            let h = health.get(source).cloned().unwrap_or_default();
+            let id = blind_resource_id(source);
+            let conds = if h.consecutive_failures >= policy.blind_after {
+                vec![Condition {
+                    rule: BLIND_RULE.into(),
+                    severity: Severity::High,
+                    message: format!(
+                        "lockwatch has failed to read source {source} for {} or more cycles in a row: it cannot see whether \
+                         protection changes there. Its resources keep their last known state. Last error: {}",
+                        policy.blind_after, h.last_error
+                    ),
+                }]
+            } else {
+                vec![]
+            };
+            let was_open = open.get(&id).cloned().unwrap_or_default();
+            let plan = alerting::plan(&conds, &was_open, now, policy.remind_every_secs);
+            Decision {
+                resource_id: id,
+                kind: "source".into(),
+                plan,
+                was_open,
+                notes: vec![],
+                about_posture: false,
+                changes: vec![],
+                exposed: false,
+                reach: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::Notice;
+    use crate::model::Finding;
+
+    fn policy() -> Policy {
+        Policy {
+            min_severity: Severity::Medium,
+            remind_every_secs: 100,
+            blind_after: 3,
+        }
+    }
+
+    fn sup(id: i64, rule: &str, expires_at: i64, hash: &str) -> Suppression {
+        Suppression {
+            id,
+            resource_id: "r".into(),
+            rule: rule.into(),
+            reason: "test box".into(),
+            granted_at: 0,
+            expires_at,
+            posture_hash: hash.into(),
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+    fn cond(rule: &str) -> Condition {
+        Condition {
+            rule: rule.into(),
+            severity: Severity::Critical,
+            message: "m".into(),
+        }
+    }
+    fn open(rule: &str) -> OpenAlert {
+        OpenAlert {
+            rule: rule.into(),
+            severity: Severity::Critical,
+            message: "m".into(),
+            opened_at: 0,
+            last_notified_at: 0,
+        }
+    }
+
+    #[test]
+    fn suppression_lifecycle_table() {
+        // (name, suppression, active rules, open rules, now, hash, gone) → (holding, ended, reopen, loud notes, quiet notes)
+        type Case<'a> = (
+            &'a str,
+            Suppression,
+            Vec<&'a str>,
+            Vec<&'a str>,
+            i64,
+            &'a str,
+            bool,
+            (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, usize, usize),
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "holds",
+                sup(1, "x", 50, "h1"),
+                vec!["x"],
+                vec!["x"],
+                10,
+                "h1",
+                false,
+                (vec!["x"], vec![], vec![], 0, 0),
+            ),
+            (
+                "holds with the finding gone",
+                sup(1, "x", 50, "h1"),
+                vec![],
+                vec![],
+                10,
+                "h1",
+                false,
+                (vec!["x"], vec![], vec![], 0, 0),
+            ),
+            (
+                "expires with the finding open: reopens loudly",
+                sup(1, "x", 50, "h1"),
+                vec!["x"],
+                vec!["x"],
+                50,
+                "h1",
+                false,
+                (vec![], vec!["expired"], vec!["x"], 1, 0),
+            ),
+            (
+                "expires with the finding active but not open yet",
+                sup(1, "x", 50, "h1"),
+                vec!["x"],
+                vec![],
+                60,
+                "h1",
+                false,
+                (vec![], vec!["expired"], vec![], 1, 0),
+            ),
+            (
+                "expires after the finding went: a quiet notice",
+                sup(1, "x", 50, "h1"),
+                vec![],
+                vec![],
+                50,
+                "h1",
+                false,
+                (vec![], vec!["expired"], vec![], 0, 1),
+            ),
+            (
+                "posture changed: ends and reopens",
+                sup(1, "x", 50, "h1"),
+                vec!["x"],
+                vec!["x"],
+                10,
+                "h2",
+                false,
+                (vec![], vec!["posture changed"], vec!["x"], 1, 0),
+            ),
+            (
+                "posture changed, finding gone: ends silently",
+                sup(1, "x", 50, "h1"),
+                vec![],
+                vec![],
+                10,
+                "h2",
+                false,
+                (vec![], vec!["posture changed"], vec![], 0, 0),
+            ),
+            (
+                "resource gone: ends",
+                sup(1, "x", 50, "h1"),
+                vec![],
+                vec!["x"],
+                10,
+                "h1",
+                true,
+                (vec![], vec!["posture changed"], vec![], 0, 0),
+            ),
+        ];
+        for (name, s, active, opened, now, hash, gone, (holding, ended, reopen, notes, quiet)) in cases {
+            let active: Vec<Condition> = active.into_iter().map(cond).collect();
+            let opened: Vec<OpenAlert> = opened.into_iter().map(open).collect();
+            let r = review_suppressions(&[s], &active, &opened, now, hash, gone);
+            assert_eq!(r.holding, holding, "case: {name}");
+            assert_eq!(
+                r.ended.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>(),
+                ended,
+                "case: {name}"
+            );
+            assert_eq!(r.reopen, reopen, "case: {name}");
+            assert_eq!((r.notes.len(), r.expired_quietly.len()), (notes, quiet), "case: {name}");
+        }
+    }
+
+    #[test]
+    fn blindness_table() {
+        let sources = vec!["a".to_string()];
+        let failing = |n: u32| -> HashMap<String, Health> {
+            [(
+                "a".to_string(),
+                Health {
+                    consecutive_failures: n,
+                    last_error: "connection refused".into(),
+                },
+            )]
+            .into()
+        };
+        let blind_open: HashMap<String, Vec<OpenAlert>> = [(blind_resource_id("a"), vec![open(BLIND_RULE)])].into();
+        let none = HashMap::new();
+        let cases: Vec<(
+            &str,
+            HashMap<String, Health>,
+            &HashMap<String, Vec<OpenAlert>>,
+            Option<Notice>,
+        )> = vec![
+            ("healthy", HashMap::new(), &none, None),
+            ("two failures are not blindness yet", failing(2), &none, None),
+            ("the third is", failing(3), &none, Some(Notice::Alert(Severity::High))),
+            (
+                "still blind: no second alert before the reminder",
+                failing(4),
+                &blind_open,
+                None,
+            ),
+            (
+                "answers again: resolved",
+                failing(0),
+                &blind_open,
+                Some(Notice::Resolved),
+            ),
+        ];
+        for (name, health, opened, want) in cases {
+            let d = decide_blindness(&sources, &health, opened, &policy(), 50);
+            assert_eq!(d[0].plan.notice, want, "case: {name}");
+            assert_eq!(d[0].resource_id, "lockwatch/source/a");
+            assert!(!d[0].about_posture);
+            if want == Some(Notice::Alert(Severity::High)) {
+                assert!(d[0].plan.opened[0].message.contains("connection refused"));
+            }
+        }
+        // Counting: failures add up, a success resets.
+        let h = next_health(&next_health(&Health::default(), Some("x")), Some("y"));
+        assert_eq!((h.consecutive_failures, h.last_error.as_str()), (2, "y"));
+        assert_eq!(next_health(&h, None), Health::default());
+    }
+
+    fn eval(findings: Vec<Finding>) -> Evaluation {
+        Evaluation {
+            exposed: findings.iter().any(|f| f.exposed),
+            findings,
+            reach: None,
+            changes: vec![],
+            drift: None,
+        }
+    }
+
+    #[test]
+    fn a_vanished_resource_resolves_and_says_why() {
+        let r = ResourceEval {
+            id: "s/redis/a".into(),
+            source: "s".into(),
+            kind: "redis".into(),
+            hash: "h".into(),
+            gone: true,
+            eval: Evaluation::gone(),
+        };
+        let open: HashMap<String, Vec<OpenAlert>> =
+            [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
+        let d = decide_resources(&[r], &open, &HashMap::new(), &policy(), 10);
+        assert_eq!(d.resources[0].plan.notice, Some(Notice::Resolved));
+        assert!(d.resources[0].notes[0].contains("no longer reported by source s"));
+    }
+
+    #[test]
+    fn suppressed_findings_are_counted_and_silent() {
+        let r = ResourceEval {
+            id: "s/redis/a".into(),
+            source: "s".into(),
+            kind: "redis".into(),
+            hash: "h1".into(),
+            gone: false,
+            eval: eval(vec![Finding::new(
+                "redis.auth.disabled",
+                Severity::Critical,
+                true,
+                "open",
+            )]),
+        };
+        let sups: HashMap<String, Vec<Suppression>> =
+            [("s/redis/a".to_string(), vec![sup(7, "redis.auth.disabled", 100, "h1")])].into();
+        let d = decide_resources(&[r.clone()], &HashMap::new(), &sups, &policy(), 10);
+        assert_eq!(d.resources[0].plan.notice, None);
+        assert_eq!(d.resources[0].plan.opened.len(), 1, "tracked while silent");
+        assert_eq!(d.suppressed_by_severity.get(&Severity::Critical), Some(&1));
+        // The posture changes under it: it ends, and the finding alerts.
+        let mut changed = r;
+        changed.hash = "h2".into();
+        let open: HashMap<String, Vec<OpenAlert>> =
+            [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
+        let d = decide_resources(&[changed], &open, &sups, &policy(), 11);
+        assert_eq!(d.ended_suppressions, vec![(7, "posture changed".to_string())]);
+        assert_eq!(
+            d.resolved_by_suppression,
+            vec![("s/redis/a".to_string(), "redis.auth.disabled".to_string())]
+        );
+        assert_eq!(d.resources[0].plan.notice, Some(Notice::Alert(Severity::Critical)));
+        assert!(d.resources[0].notes[0].contains("no longer applies"));
+    }
+}

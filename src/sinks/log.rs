@@ -1,0 +1,19 @@
+//! Alerts to the log, when no email is configured.
+
+use super::{Message, SendError, Sink};
+use futures::future::BoxFuture;
+
+pub struct LogSink;
+
+impl Sink for LogSink {
+    fn describe(&self) -> String {
+        "the log (no [alerts.email] configured)".into()
+    }
+
+    fn send<'a>(&'a self, m: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            tracing::warn!(resource = %m.resource_id, subject = %m.subject, body = %m.text, "alert (log transport: no [alerts.email] configured)");
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! Alerts by email: SMTP over rustls (lettre), plain, STARTTLS or implicit TLS.
+
+use super::{Message, SendError, Sink};
+use crate::config::{Email, SmtpTls};
+use futures::future::BoxFuture;
+use lettre::AsyncTransport;
+
+pub struct SmtpSink {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    email: Email,
+}
+
+impl SmtpSink {
+    pub fn new(e: &Email) -> anyhow::Result<SmtpSink> {
+        use lettre::transport::smtp::AsyncSmtpTransport as T;
+        let mut b = match e.tls {
+            SmtpTls::None => T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host),
+            SmtpTls::Starttls => T::<lettre::Tokio1Executor>::starttls_relay(&e.smtp_host)?,
+            SmtpTls::Tls => T::<lettre::Tokio1Executor>::relay(&e.smtp_host)?,
+        }
+        .port(e.smtp_port)
+        .timeout(Some(e.timeout));
+        if let (Some(u), Some(p)) = (&e.username, &e.password) {
+            b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
+                u.clone(),
+                p.expose().to_string(),
+            ));
+        }
+        Ok(SmtpSink {
+            transport: b.build(),
+            email: e.clone(),
+        })
+    }
+}
+
+impl Sink for SmtpSink {
+    fn describe(&self) -> String {
+        format!(
+            "SMTP {}:{} to {}",
+            self.email.smtp_host,
+            self.email.smtp_port,
+            self.email
+                .to
+                .iter()
+                .map(|m| m.email.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn send<'a>(&'a self, m: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let msg = build_message(&self.email, m).map_err(|message| SendError {
+                permanent: true,
+                message,
+            })?;
+            self.transport.send(msg).await.map(|_| ()).map_err(|e| SendError {
+                permanent: e.is_permanent(),
+                message: format!("SMTP {}:{}: {e}", self.email.smtp_host, self.email.smtp_port),
+            })
+        })
+    }
+}
+
+fn build_message(email: &Email, m: &Message) -> Result<lettre::Message, String> {
+    let mut b = lettre::Message::builder()
+        .from(email.from.clone())
+        .subject(m.subject.clone())
+        .message_id(Some(m.message_id.clone()));
+    for to in &email.to {
+        b = b.to(to.clone());
+    }
+    if let Some(root) = &m.in_reply_to {
+        b = b.in_reply_to(root.clone()).references(root.clone());
+    }
+    if let Some(at) = chrono::DateTime::from_timestamp(m.created_at, 0) {
+        b = b.date(at.into());
+    }
+    b.multipart(lettre::message::MultiPart::alternative_plain_html(
+        m.text.clone(),
+        m.html.clone(),
+    ))
+    .map_err(|e| format!("building message: {e}"))
+}

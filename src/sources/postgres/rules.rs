@@ -1,0 +1,754 @@
+//! PostgreSQL rules: findings and the direction of each change. Pure.
+
+use super::*;
+
+/// Number of addresses a rule's address/netmask leaves open, as a fraction of its family's
+/// space in bits: `None` for rules that only match local connections.
+fn open_bits(rule: &HbaRule) -> Option<u32> {
+    if rule.kind == "local" {
+        return None;
+    }
+    let addr = rule.address.as_deref().unwrap_or("all");
+    match addr {
+        "all" => return Some(128),
+        "samehost" | "localhost" => return None,
+        "samenet" => return Some(16),
+        _ => {}
+    }
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        // A host name (or .domain suffix): reachable from wherever that name resolves.
+        return Some(0);
+    };
+    let prefix = match rule.netmask.as_deref().and_then(|m| m.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+        Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+        None => {
+            if ip.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        }
+    };
+    let (family_bits, loopback) = match ip {
+        IpAddr::V4(v4) => (32, v4.octets()[0] == 127 && prefix >= 8),
+        IpAddr::V6(v6) => (128, v6.is_loopback() && prefix == 128),
+    };
+    if loopback {
+        return None;
+    }
+    // Scale to a 128-bit space so IPv4 and IPv6 rules compare.
+    Some((family_bits - prefix.min(family_bits)) * (128 / family_bits))
+}
+
+fn admits_remote(rule: &HbaRule) -> bool {
+    rule.kind.starts_with("host") && open_bits(rule).is_some()
+}
+
+/// A rule as it would appear in pg_hba.conf, for messages.
+fn render_rule(rule: &HbaRule) -> String {
+    let address = match (rule.address.as_deref(), rule.netmask.as_deref()) {
+        (Some(a), Some(m)) => match m.parse::<IpAddr>() {
+            Ok(IpAddr::V4(m4)) => format!(" {a}/{}", u32::from(m4).count_ones()),
+            Ok(IpAddr::V6(m6)) => format!(" {a}/{}", u128::from(m6).count_ones()),
+            Err(_) => format!(" {a} {m}"),
+        },
+        (Some(a), None) => format!(" {a}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}{} {}",
+        rule.kind,
+        rule.database.join(","),
+        rule.user_name.join(","),
+        address,
+        rule.auth_method
+    )
+}
+
+fn method_rank(m: &str) -> Option<u8> {
+    Some(match m {
+        "trust" => 0,
+        "password" => 1,
+        "ident" => 2,
+        "md5" => 3,
+        "pam" | "ldap" | "radius" | "bsd" => 4,
+        "gss" | "sspi" | "peer" => 5,
+        "scram-sha-256" => 6,
+        "cert" => 7,
+        "reject" => 8,
+        _ => return None,
+    })
+}
+
+/// What a failed login means: the server refused us (`denied`), or we cannot tell.
+
+fn range_of(rule: &HbaRule) -> &'static str {
+    match (rule.address.as_deref().unwrap_or("all"), open_bits(rule)) {
+        (_, None) => "loopback",
+        ("all", _) => "internet",
+        ("samenet", _) => "private",
+        (_, Some(bits)) if bits > 96 => "internet",
+        (a, _) => match a.parse::<IpAddr>() {
+            Ok(_) => match net::scope_of(a) {
+                net::Scope::Loopback => "loopback",
+                net::Scope::Private => "private",
+                _ => "internet",
+            },
+            Err(_) => "named hosts",
+        },
+    }
+}
+
+/// Rules grouped by the range they open, widest first: "internet: `…`; private: `…`".
+fn by_range(rules: &[&HbaRule]) -> String {
+    ["internet", "named hosts", "private", "loopback"]
+        .iter()
+        .filter_map(|range| {
+            let group: Vec<&HbaRule> = rules.iter().copied().filter(|r| range_of(r) == *range).collect();
+            (!group.is_empty()).then(|| format!("{range}: {}", quote_rules(&group)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn quote_rules(rules: &[&HbaRule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("`{}`", render_rule(r)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
+    let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a postgres posture: {e}"))?;
+    let mut out = Vec::new();
+    match &p.hba_rules {
+        None => out.push(Finding::new(
+            "postgres.hba.unreadable",
+            Severity::Low,
+            false,
+            "The monitoring role cannot read pg_hba_file_rules, so authentication rules are not watched. \
+             As a superuser: GRANT SELECT ON pg_hba_file_rules TO lockwatch; GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO lockwatch;",
+        )),
+        Some(rules) => {
+            let pick = |f: &dyn Fn(&HbaRule) -> bool| rules.iter().filter(|r| f(r)).collect::<Vec<_>>();
+            let trust_remote = pick(&|r| r.auth_method == "trust" && admits_remote(r));
+            if !trust_remote.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.trust_remote",
+                    net::auth_off_severity(p.reach.as_deref()),
+                    true,
+                    format!(
+                        "pg_hba.conf lets network clients log in without a password, by range: {}. Anyone who reaches the \
+                         server (listening on {}) can log in as the roles named. Change the method to scram-sha-256 \
+                         and run SELECT pg_reload_conf();",
+                        by_range(&trust_remote),
+                        p.listen_scope
+                    ),
+                ));
+            }
+            let trust_local = pick(&|r| r.auth_method == "trust" && !admits_remote(r));
+            if !trust_local.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.trust_local",
+                    Severity::Medium,
+                    false,
+                    format!(
+                        "pg_hba.conf trusts local connections without a password: {}. Any process on the host can \
+                         log in as those roles, superusers included. Use peer for local sockets and scram-sha-256 for TCP.",
+                        quote_rules(&trust_local)
+                    ),
+                ));
+            }
+            let cleartext = pick(&|r| r.auth_method == "password" && admits_remote(r) && !(r.kind == "hostssl" && p.ssl));
+            if !cleartext.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.password_remote",
+                    Severity::High,
+                    false,
+                    format!(
+                        "pg_hba.conf accepts cleartext passwords over unencrypted network connections, by range: {}. \
+                         Use scram-sha-256 (and hostssl).",
+                        by_range(&cleartext)
+                    ),
+                ));
+            }
+            let ident = pick(&|r| r.auth_method == "ident" && admits_remote(r));
+            if !ident.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.ident_remote",
+                    Severity::High,
+                    false,
+                    format!(
+                        "pg_hba.conf uses ident over TCP, which believes whatever user name the client machine's \
+                         identd reports: {}. Use scram-sha-256.",
+                        quote_rules(&ident)
+                    ),
+                ));
+            }
+            let broken = pick(&|r| r.error.is_some());
+            if !broken.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.error",
+                    Severity::Medium,
+                    false,
+                    format!(
+                        "pg_hba.conf has {} line(s) the server cannot parse ({}); the next reload will be refused and \
+                         the running rules may differ from the file. Fix the file and check pg_hba_file_rules.error.",
+                        broken.len(),
+                        broken.iter().filter_map(|r| r.error.as_deref()).collect::<Vec<_>>().join("; ")
+                    ),
+                ));
+            }
+        }
+    }
+    if p.unauthenticated_login.as_deref() == Some("accepted") {
+        out.push(Finding::new(
+            "postgres.auth.unauthenticated_login",
+            net::auth_off_severity(p.reach.as_deref()),
+            true,
+            format!(
+                "A login as the superuser postgres with no password succeeded from lockwatch's host (the server is reachable from: {}). \
+                 Find the trust rule that matched (SELECT * FROM pg_hba_file_rules WHERE auth_method = 'trust'), \
+                 change it to scram-sha-256 or peer, and run SELECT pg_reload_conf();",
+                p.reach.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
+    let remote_listener = p.listen_scope != "loopback";
+    if !p.ssl && remote_listener {
+        out.push(Finding::new(
+            "postgres.ssl.off",
+            Severity::High,
+            false,
+            format!(
+                "ssl is off while PostgreSQL listens on {} ({}): passwords and data cross the network in clear. \
+                 Set ssl = on with a certificate and use hostssl rules.",
+                p.listen_scope,
+                p.listen_addresses.join(",")
+            ),
+        ));
+    }
+    if p.password_encryption == "md5" {
+        out.push(Finding::new(
+            "postgres.password_encryption.md5",
+            Severity::Low,
+            false,
+            "password_encryption is md5: new passwords are stored as MD5 hashes. Set it to scram-sha-256 and reset passwords.",
+        ));
+    }
+    if let Some(roles) = p.login_roles_without_password.as_ref().filter(|r| !r.is_empty()) {
+        out.push(Finding::new(
+            "postgres.role.no_password",
+            Severity::Low,
+            false,
+            format!(
+                "Login roles without a password: {}. They can log in wherever pg_hba.conf says trust, peer or ident; \
+                 give them a password or NOLOGIN if they should not.",
+                roles.join(", ")
+            ),
+        ));
+    }
+    out.extend(common::wide_listener(
+        "postgres.listen.wide",
+        "PostgreSQL",
+        Some(&p.listen_scope),
+        &p.listen_addresses.join(","),
+    ));
+    Ok(Assessment::new(out, p.reach.as_deref().and_then(net::Reach::parse)))
+}
+
+/// The `hba_rules` element a pointer like `/hba_rules/3/auth_method` is about, in a document.
+fn rule_at<'a>(doc: &'a Value, path: &str) -> Option<HbaRule> {
+    let idx: usize = path.split('/').nth(2)?.parse().ok()?;
+    serde_json::from_value(doc.get("hba_rules")?.get(idx)?.clone()).ok()
+}
+
+pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
+    if let Some(cl) = common::classify_reach(c) {
+        return cl;
+    }
+    let parts: Vec<&str> = c.path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["hba_rules", _] => {
+            // A whole rule appeared or went away.
+            let (rule, added) = match (c.before.is_null(), c.after.is_null()) {
+                (true, false) => (c.after, true),
+                (false, true) => (c.before, false),
+                _ => return Classification::NEUTRAL,
+            };
+            let Ok(rule) = serde_json::from_value::<HbaRule>(rule.clone()) else {
+                return Classification::NEUTRAL;
+            };
+            let is_reject = rule.auth_method == "reject";
+            if added != is_reject {
+                // An allowing rule added, or a reject rule removed.
+                Classification::weakened(match rule.auth_method.as_str() {
+                    "trust" if admits_remote(&rule) => Severity::Critical,
+                    "trust" | "password" => Severity::High,
+                    _ => Severity::Medium,
+                })
+            } else {
+                Classification::STRENGTHENED
+            }
+        }
+        ["hba_rules", _, "auth_method"] => {
+            let (b, a) = (
+                c.before.as_str().and_then(method_rank),
+                c.after.as_str().and_then(method_rank),
+            );
+            match (b, a) {
+                (Some(b), Some(a)) if a < b => Classification::weakened(match c.after.as_str() {
+                    Some("trust") => Severity::Critical,
+                    Some("password") => Severity::High,
+                    _ => Severity::Medium,
+                }),
+                (Some(b), Some(a)) if a > b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["hba_rules", _, "address" | "netmask"] => {
+            let open = |doc| rule_at(doc, c.path).map(|r| open_bits(&r));
+            match (open(c.before_doc), open(c.after_doc)) {
+                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
+                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["hba_rules", _, "type"] => classify_rank(
+            c.before,
+            c.after,
+            &["host", "hostnossl", "hostnogssenc", "hostgssenc", "hostssl", "local"],
+            Classification::weakened(Severity::High),
+        ),
+        ["hba_rules", _, "database" | "user_name", ..] => {
+            let covers_all = |doc| {
+                rule_at(doc, c.path).map(|r| r.database.iter().chain(&r.user_name).filter(|v| *v == "all").count())
+            };
+            match (covers_all(c.before_doc), covers_all(c.after_doc)) {
+                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
+                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
+                _ => Classification::NEUTRAL,
+            }
+        }
+        ["unauthenticated_login"] => classify_rank(
+            c.before,
+            c.after,
+            &["accepted", "denied"],
+            Classification::weakened(Severity::Critical),
+        ),
+        ["ssl"] => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
+        ["password_encryption"] => classify_rank(
+            c.before,
+            c.after,
+            &["md5", "scram-sha-256"],
+            Classification::weakened(Severity::Medium),
+        ),
+        ["login_roles_without_password", _] | ["superusers", _] => {
+            classify_risky_member(c.before, c.after, Classification::weakened(Severity::Medium))
+        }
+        _ => Classification::NEUTRAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangeClass;
+    use serde_json::json;
+
+    fn rule(kind: &str, address: Option<&str>, netmask: Option<&str>, method: &str) -> Value {
+        json!({"type": kind, "database": ["all"], "user_name": ["all"], "address": address, "netmask": netmask,
+               "auth_method": method, "options": null, "error": null})
+    }
+
+    fn posture(rules: Vec<Value>) -> Value {
+        json!({
+            "hba_rules": rules, "listen_addresses": ["127.0.0.1"], "listen_scope": "loopback", "ssl": false,
+            "password_encryption": "scram-sha-256", "login_roles_without_password": [], "superusers": ["postgres"],
+            "version": "15.19"
+        })
+    }
+
+    fn rules_of(v: &Value) -> Vec<(String, Severity, bool)> {
+        assess(v)
+            .unwrap()
+            .findings
+            .into_iter()
+            .map(|f| (f.rule, f.severity, f.exposed))
+            .collect()
+    }
+
+    #[test]
+    fn assess_table() {
+        let secure = || {
+            vec![
+                rule("local", None, None, "peer"),
+                rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "scram-sha-256"),
+            ]
+        };
+        let cases: Vec<(&str, Value, Vec<(&str, Severity, bool)>)> = vec![
+            ("secure", posture(secure()), vec![]),
+            (
+                "trust for the world",
+                posture(vec![rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust")]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust for all addresses",
+                posture(vec![rule("host", Some("all"), None, "trust")]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust for a private range",
+                posture(vec![rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "trust")]),
+                vec![("postgres.hba.trust_remote", Severity::Critical, true)],
+            ),
+            (
+                "trust on loopback and socket",
+                posture(vec![
+                    rule("local", None, None, "trust"),
+                    rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "trust"),
+                    rule(
+                        "host",
+                        Some("::1"),
+                        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                        "trust",
+                    ),
+                ]),
+                vec![("postgres.hba.trust_local", Severity::Medium, false)],
+            ),
+            (
+                "cleartext passwords remote",
+                posture(vec![rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "password")]),
+                vec![("postgres.hba.password_remote", Severity::High, false)],
+            ),
+            (
+                "ident remote",
+                posture(vec![rule("host", Some("192.168.0.0"), Some("255.255.0.0"), "ident")]),
+                vec![("postgres.hba.ident_remote", Severity::High, false)],
+            ),
+            (
+                "ssl off on a wide listener",
+                {
+                    let mut p = posture(secure());
+                    p["listen_scope"] = json!("all_interfaces");
+                    p["listen_addresses"] = json!(["*"]);
+                    p
+                },
+                vec![
+                    ("postgres.ssl.off", Severity::High, false),
+                    ("postgres.listen.wide", Severity::Low, false),
+                ],
+            ),
+            (
+                "hba unreadable",
+                {
+                    let mut p = posture(vec![]);
+                    p["hba_rules"] = Value::Null;
+                    p
+                },
+                vec![("postgres.hba.unreadable", Severity::Low, false)],
+            ),
+            (
+                "md5 and passwordless roles",
+                {
+                    let mut p = posture(secure());
+                    p["password_encryption"] = json!("md5");
+                    p["login_roles_without_password"] = json!(["app"]);
+                    p
+                },
+                vec![
+                    ("postgres.password_encryption.md5", Severity::Low, false),
+                    ("postgres.role.no_password", Severity::Low, false),
+                ],
+            ),
+            (
+                "broken line",
+                posture(vec![
+                    json!({"type":"host","database":["all"],"user_name":["all"],"address":null,"netmask":null,"auth_method":"","options":null,"error":"invalid authentication method \"trsut\""}),
+                ]),
+                vec![("postgres.hba.error", Severity::Medium, false)],
+            ),
+        ];
+        for (name, p, want) in cases {
+            let want: Vec<(String, Severity, bool)> = want.into_iter().map(|(r, s, e)| (r.to_string(), s, e)).collect();
+            assert_eq!(rules_of(&p), want, "case: {name}");
+        }
+    }
+
+    #[test]
+    fn rules_are_broken_down_by_range() {
+        let r =
+            |a: Option<&str>, m: Option<&str>| serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap();
+        let cases = [
+            (r(Some("0.0.0.0"), Some("0.0.0.0")), "internet"),
+            (r(Some("all"), None), "internet"),
+            (r(Some("203.0.113.0"), Some("255.255.255.0")), "internet"),
+            (r(Some("10.0.0.0"), Some("255.0.0.0")), "private"),
+            (r(Some("samenet"), None), "private"),
+            (r(Some("127.0.0.1"), Some("255.255.255.255")), "loopback"),
+            (r(Some(".example.com"), None), "named hosts"),
+        ];
+        for (rule, want) in &cases {
+            assert_eq!(range_of(rule), *want, "{}", render_rule(rule));
+        }
+        let all: Vec<&HbaRule> = cases.iter().map(|(r, _)| r).collect();
+        let text = by_range(&all);
+        assert!(text.starts_with("internet: `host all all 0.0.0.0/0 trust`"), "{text}");
+        assert!(text.contains("; private: ") && text.contains("; loopback: "), "{text}");
+    }
+
+    #[test]
+    fn unauthenticated_login_is_graded_by_reach() {
+        for (reach, want) in [
+            ("loopback", Severity::High),
+            ("private", Severity::Critical),
+            ("internet", Severity::Critical),
+        ] {
+            let mut p = posture(vec![]);
+            p["unauthenticated_login"] = json!("accepted");
+            p["reach"] = json!(reach);
+            let f: Vec<(String, Severity, bool)> = assess(&p)
+                .unwrap()
+                .findings
+                .into_iter()
+                .map(|f| (f.rule, f.severity, f.exposed))
+                .collect();
+            assert_eq!(
+                f,
+                vec![("postgres.auth.unauthenticated_login".to_string(), want, true)],
+                "{reach}"
+            );
+        }
+        let d = posture(vec![]);
+        let c = classify(&FieldChange {
+            path: "/unauthenticated_login",
+            before: &json!("denied"),
+            after: &json!("accepted"),
+            before_doc: &d,
+            after_doc: &d,
+        });
+        assert_eq!((c.class, c.severity), (ChangeClass::Weakened, Severity::Critical));
+        let c = classify(&FieldChange {
+            path: "/unauthenticated_login",
+            before: &json!("denied"),
+            after: &json!("inconclusive"),
+            before_doc: &d,
+            after_doc: &d,
+        });
+        assert_eq!(c.class, ChangeClass::Neutral);
+    }
+
+    #[test]
+    fn trust_message_quotes_the_rule() {
+        let f = assess(&posture(vec![rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust")]))
+            .unwrap()
+            .findings;
+        assert!(
+            f[0].message.contains("`host all all 0.0.0.0/0 trust`"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn classify_table() {
+        let r_scram = rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "scram-sha-256");
+        let r_world = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "scram-sha-256");
+        let narrow = posture(vec![r_scram.clone()]);
+        let wide = posture(vec![r_world.clone()]);
+        let cases: Vec<(&str, Value, Value, &Value, &Value, ChangeClass, Severity)> = vec![
+            (
+                "/hba_rules/0/auth_method",
+                json!("scram-sha-256"),
+                json!("trust"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("scram-sha-256"),
+                json!("md5"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("md5"),
+                json!("password"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/hba_rules/0/auth_method",
+                json!("trust"),
+                json!("scram-sha-256"),
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0/address",
+                json!("127.0.0.1"),
+                json!("0.0.0.0"),
+                &narrow,
+                &wide,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0/netmask",
+                json!("0.0.0.0"),
+                json!("255.255.255.255"),
+                &wide,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "scram-sha-256"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0",
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                r_scram.clone(),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0/type",
+                json!("hostssl"),
+                json!("host"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/ssl",
+                json!(true),
+                json!(false),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/listen_scope",
+                json!("loopback"),
+                json!("all_interfaces"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/password_encryption",
+                json!("scram-sha-256"),
+                json!("md5"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/superusers/1",
+                Value::Null,
+                json!("mallory"),
+                &narrow,
+                &narrow,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/login_roles_without_password/0",
+                json!("app"),
+                Value::Null,
+                &narrow,
+                &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/version",
+                json!("15.18"),
+                json!("15.19"),
+                &narrow,
+                &narrow,
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+        ];
+        for (path, before, after, bd, ad, class, sev) in cases {
+            let got = classify(&FieldChange {
+                path,
+                before: &before,
+                after: &after,
+                before_doc: bd,
+                after_doc: ad,
+            });
+            assert_eq!((got.class, got.severity), (class, sev), "{path}: {before} -> {after}");
+        }
+    }
+
+    #[test]
+    fn open_bits_table() {
+        let r =
+            |a: Option<&str>, m: Option<&str>| serde_json::from_value::<HbaRule>(rule("host", a, m, "trust")).unwrap();
+        assert_eq!(open_bits(&r(Some("127.0.0.1"), Some("255.255.255.255"))), None);
+        assert_eq!(
+            open_bits(&r(Some("::1"), Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))),
+            None
+        );
+        assert_eq!(open_bits(&r(Some("samehost"), None)), None);
+        assert_eq!(open_bits(&r(Some("0.0.0.0"), Some("0.0.0.0"))), Some(128));
+        assert_eq!(open_bits(&r(Some("all"), None)), Some(128));
+        assert_eq!(open_bits(&r(Some("10.0.0.0"), Some("255.0.0.0"))), Some(96));
+        assert_eq!(open_bits(&r(Some("10.1.2.3"), Some("255.255.255.255"))), Some(0));
+        assert!(open_bits(&serde_json::from_value::<HbaRule>(rule("local", None, None, "trust")).unwrap()).is_none());
+    }
+}

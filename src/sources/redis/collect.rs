@@ -1,0 +1,219 @@
+//! Reading a Redis server: its CONFIG and ACL LIST as the monitoring user, and a probe without credentials.
+
+use super::*;
+
+impl RedisSource {
+    fn connection_info(&self, with_credentials: bool) -> anyhow::Result<redis::ConnectionInfo> {
+        let addr = if self.tls {
+            redis::ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
+        let mut settings = redis::RedisConnectionInfo::default();
+        if with_credentials {
+            if let Some(u) = &self.username {
+                settings = settings.set_username(u.clone());
+            }
+            if let Some(p) = &self.password {
+                settings = settings.set_password(p.expose().to_string());
+            }
+        }
+        use redis::IntoConnectionInfo;
+        Ok(addr.into_connection_info()?.set_redis_settings(settings))
+    }
+
+    async fn connect(&self, with_credentials: bool) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(
+            self.connection_info(with_credentials)
+                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
+        )?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.common.timeout))
+            .set_response_timeout(Some(self.common.timeout));
+        client.get_multiplexed_async_connection_with_config(&cfg).await
+    }
+
+    pub(super) async fn observe(&self) -> anyhow::Result<Posture> {
+        let mut con = match self.connect(true).await {
+            Ok(con) => con,
+            // With its password removed, Redis refuses AUTH itself ("called without any password
+            // configured"). If it then serves a connection without credentials, it is open, and
+            // that is exactly what we must report rather than going blind.
+            Err(e) if self.password.is_some() && e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                let mut open = self.connect(false).await.map_err(|_| self.auth_error(&e))?;
+                let _: String = redis::cmd("PING")
+                    .query_async(&mut open)
+                    .await
+                    .map_err(|_| self.auth_error(&e))?;
+                tracing::warn!(target = %self.url, "the monitoring password was refused but the server answers without one: authentication is off");
+                open
+            }
+            Err(e) => return Err(self.auth_error(&e)),
+        };
+
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut con)
+            .await
+            .context("INFO server")?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_string());
+
+        let requirepass = config_get(&mut con, "requirepass").await.map(|v| !v.is_empty());
+        let protected_mode = config_get(&mut con, "protected-mode").await.map(|v| v == "yes");
+        let bind = config_get(&mut con, "bind")
+            .await
+            .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+        let tls_port = config_get(&mut con, "tls-port")
+            .await
+            .and_then(|v| v.parse::<u16>().ok());
+        let acl: Option<Vec<String>> = redis::cmd("ACL").arg("LIST").query_async(&mut con).await.ok();
+        let acl_nopass_users = acl.map(|lines| nopass_users(&lines));
+        let scope = bind.as_ref().map(|b| net::widest(b.iter().map(String::as_str)));
+        let listen_scope = scope.map(|s| s.as_str().to_string());
+        let reach = Some(net::reach(self.common.reach, scope, &self.host).as_str().to_string());
+
+        let unauthenticated_probe = self.probe_without_credentials().await;
+        Ok(Posture {
+            unauthenticated_probe,
+            requirepass_set: requirepass,
+            acl_nopass_users,
+            protected_mode,
+            bind,
+            listen_scope,
+            tls_port,
+            version,
+            reach,
+        })
+    }
+
+    fn auth_error(&self, e: &redis::RedisError) -> anyhow::Error {
+        anyhow!(
+            "connecting to {} as the monitoring user: {e} (check the url and the password)",
+            self.url
+        )
+    }
+
+    /// Send `DBSIZE` on a connection that never authenticates, and classify the answer.
+    async fn probe_without_credentials(&self) -> String {
+        let answer = if self.tls {
+            self.probe_tls().await
+        } else {
+            self.probe_plain().await
+        };
+        match answer {
+            Ok(line) => classify_probe_reply(&line).to_string(),
+            Err(e) => {
+                tracing::debug!(target = %self.url, error = %e, "unauthenticated probe inconclusive");
+                "inconclusive".to_string()
+            }
+        }
+    }
+
+    async fn probe_plain(&self) -> anyhow::Result<String> {
+        let t = self.common.timeout;
+        let mut s = tokio::time::timeout(t, tokio::net::TcpStream::connect((self.host.as_str(), self.port))).await??;
+        s.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").await?;
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(t, s.read(&mut buf)).await??;
+        Ok(String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    async fn probe_tls(&self) -> anyhow::Result<String> {
+        let mut con = self.connect(false).await?;
+        match redis::cmd("DBSIZE").query_async::<i64>(&mut con).await {
+            Ok(n) => Ok(format!(":{n}")),
+            Err(e) => Ok(format!("-{} {}", e.code().unwrap_or("ERR"), e)),
+        }
+    }
+}
+
+async fn config_get(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
+    let pairs: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query_async(con).await.ok()?;
+    pairs
+        .chunks(2)
+        .find(|c| c.len() == 2 && c[0] == key)
+        .map(|c| c[1].clone())
+}
+
+/// A RESP reply line to a probe → outcome.
+fn classify_probe_reply(line: &str) -> &'static str {
+    let upper = line.to_ascii_uppercase();
+    if line.starts_with(':') || line.starts_with('+') {
+        "accepted"
+    } else if upper.starts_with("-NOAUTH") || upper.contains("AUTHENTICATION REQUIRED") {
+        "auth_required"
+    } else if upper.starts_with("-DENIED") {
+        "protected_mode_denied"
+    } else if upper.starts_with("-NOPERM") {
+        "permission_denied"
+    } else {
+        "inconclusive"
+    }
+}
+
+/// `ACL LIST` lines (`user default on nopass ~* &* +@all`) → enabled users with `nopass`.
+fn nopass_users(lines: &[String]) -> Vec<String> {
+    let mut users: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            if words.next() != Some("user") {
+                return None;
+            }
+            let name = words.next()?.to_string();
+            let flags: Vec<&str> = words.collect();
+            (flags.contains(&"on") && flags.contains(&"nopass")).then_some(name)
+        })
+        .collect();
+    users.sort();
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_replies() {
+        let cases = [
+            (":0", "accepted"),
+            ("+PONG", "accepted"),
+            ("-NOAUTH Authentication required.", "auth_required"),
+            (
+                "-DENIED Redis is running in protected mode because protected mode is enabled",
+                "protected_mode_denied",
+            ),
+            (
+                "-NOPERM this user has no permissions to run the 'dbsize' command",
+                "permission_denied",
+            ),
+            ("", "inconclusive"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(classify_probe_reply(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn acl_list_parsing() {
+        let lines = vec![
+            "user default on nopass sanitize-payload ~* &* +@all".to_string(),
+            "user alice on #5e884898da ~* +@read".to_string(),
+            "user bob off nopass ~* +@all".to_string(),
+            "user carol on nopass ~cache:* +get".to_string(),
+        ];
+        assert_eq!(nopass_users(&lines), vec!["carol".to_string(), "default".to_string()]);
+    }
+}
