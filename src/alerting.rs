@@ -341,6 +341,8 @@ mod tests {
     fn conditions_filter_and_drift() {
         use crate::model::{Change, ChangeClass, Finding};
         let eval = Evaluation {
+            stale: vec![],
+            unreadable: false,
             reach: None,
             findings: vec![
                 Finding::new("x.low", Low, false, "l"),

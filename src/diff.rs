@@ -1,10 +1,13 @@
 //! Field-by-field difference of two posture documents. Pure; no I/O.
 //!
-//! Objects are compared key by key. Arrays of equal length are compared element by element, so a
-//! field edited in place shows up at its own path (`/hba_rules/3/auth_method`). Arrays whose length
-//! changed are compared as multisets: each element that appeared is reported at its index in the
-//! new array, each that went away at its index in the old one, so inserting one line into a list
-//! reports that one line rather than every line after it.
+//! Objects are compared key by key. Arrays are compared as multisets, never by position: the
+//! lists in a posture are sets (users, roles, rules, statements), so `["viewer"]` →
+//! `["superuser"]` is one member removed and one added — which a kind classifies as the
+//! weakening it is — not a "change at index 0". Each element that appeared is reported at its
+//! index in the new array (`before` null), each that went away at its index in the old one
+//! (`after` null); an element edited in place is the old one removed and the new one added.
+//! Where order matters (pg_hba.conf: the first matching line wins) the kind records what the
+//! order means in the elements themselves.
 
 use serde_json::Value;
 
@@ -51,11 +54,6 @@ fn walk(path: String, before: &Value, after: &Value, out: &mut Vec<FieldDiff>) {
                         after: av.clone(),
                     });
                 }
-            }
-        }
-        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
-            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
-                walk(format!("{path}/{i}"), bv, av, out);
             }
         }
         (Value::Array(b), Value::Array(a)) => {
@@ -129,10 +127,28 @@ mod tests {
                 vec![d("/x", json!("y"), Value::Null)],
             ),
             (
-                "nested in place",
+                "an element edited in place is removed and added",
                 json!({"r":[{"m":"scram"},{"m":"md5"}]}),
                 json!({"r":[{"m":"trust"},{"m":"md5"}]}),
-                vec![d("/r/0/m", json!("scram"), json!("trust"))],
+                vec![
+                    d("/r/0", json!({"m":"scram"}), Value::Null),
+                    d("/r/0", Value::Null, json!({"m":"trust"})),
+                ],
+            ),
+            (
+                "a member replaced: a set change, not a position change",
+                json!({"roles":["viewer"]}),
+                json!({"roles":["superuser"]}),
+                vec![
+                    d("/roles/0", json!("viewer"), Value::Null),
+                    d("/roles/0", Value::Null, json!("superuser")),
+                ],
+            ),
+            (
+                "reordered: no change",
+                json!({"r":["a","b"]}),
+                json!({"r":["b","a"]}),
+                vec![],
             ),
             (
                 "insert into list reports one element",

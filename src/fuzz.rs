@@ -262,7 +262,7 @@ proptest! {
         let new = [crate::alerting::Condition { rule, severity: crate::model::Severity::High, message }];
         let r = mail::render(&mail::MailContext {
             resource_id: &id, kind: "redis", notice: crate::alerting::Notice::Alert(crate::model::Severity::High),
-            detected_at: chrono::Utc::now(), new: &new, still_open: &[], resolved: &[], changes: &[], exposed: false,
+            detected_at: chrono::Utc::now(), new: &new, still_open: &[], resolved: &[], changes: &[], further: &[], exposed: false,
             config_path: Path::new("/etc/lockwatch/lockwatch.toml"), about_posture: true, internet: false,
         });
         let body = r.html.trim_start_matches("<html><body>");

@@ -36,6 +36,8 @@ pub struct MailContext<'a> {
     pub still_open: &'a [OpenAlert],
     pub resolved: &'a [OpenAlert],
     pub changes: &'a [Change],
+    /// Weakenings since the previous cycle, announced while alerts were already open.
+    pub further: &'a [Change],
     pub exposed: bool,
     pub config_path: &'a Path,
     /// Whether `baseline accept` applies (not for lockwatch's own alerts, such as blindness).
@@ -72,7 +74,10 @@ pub fn subject(notice: Notice, resource_id: &str, exposed: bool, internet: bool)
 }
 
 pub fn render(c: &MailContext<'_>) -> Rendered {
-    let subject = subject(c.notice, c.resource_id, c.exposed, c.internet);
+    let mut subject = subject(c.notice, c.resource_id, c.exposed, c.internet);
+    if !c.further.is_empty() && c.new.is_empty() {
+        subject.push_str(" (further weakened)");
+    }
     let when = c.detected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     let headline = match c.notice {
@@ -86,7 +91,24 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
         Notice::Resolved if !c.about_posture => format!("{} is back to normal.", c.resource_id),
         Notice::Resolved => format!("Protection of {} is back.", c.resource_id),
     };
+    let headline = if !c.further.is_empty() && c.new.is_empty() {
+        format!(
+            "Protection of {} was weakened further while its alerts are open.",
+            c.resource_id
+        )
+    } else {
+        headline
+    };
     let cond_line = |rule: &str, sev: &str, msg: &str| format!("[{sev}] {rule}: {msg}");
+    if !c.further.is_empty() {
+        sections.push((
+            "Further weakened since the last check".into(),
+            c.further
+                .iter()
+                .map(|ch| format!("{}: {} → {}", ch.path, show_value(&ch.before), show_value(&ch.after)))
+                .collect(),
+        ));
+    }
     if !c.new.is_empty() {
         sections.push((
             "New".into(),
@@ -222,6 +244,7 @@ pub fn for_decision(
         still_open: &still_open,
         resolved: &d.plan.resolved,
         changes: &d.changes,
+        further: &d.further,
         exposed: d.exposed,
         config_path: &settings.config_path,
         about_posture: d.about_posture,
@@ -347,6 +370,7 @@ mod tests {
             still_open: &[],
             resolved: &[],
             changes: &changes,
+            further: &[],
             exposed: true,
             config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
             about_posture: true,

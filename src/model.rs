@@ -55,6 +55,9 @@ pub struct Resource {
     pub kind: &'static str,
     /// Canonical JSON (objects with sorted keys, no volatile fields), kept as text.
     pub posture: Document,
+    /// Fields of the posture the source could not read this time. The pipeline keeps their
+    /// last known value and never lets a finding that rests on them resolve.
+    pub unknown: Vec<Unknown>,
 }
 
 impl Resource {
@@ -64,8 +67,49 @@ impl Resource {
             source: source.to_string(),
             kind,
             posture: Document::from_value(&posture),
+            unknown: vec![],
         }
     }
+
+    pub fn with_unknown(mut self, unknown: Vec<Unknown>) -> Self {
+        self.unknown = unknown;
+        self
+    }
+}
+
+/// A top-level field of a posture that could not be read, why, and what would fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unknown {
+    pub field: String,
+    /// What went wrong, stable from one cycle to the next (no timestamps, no connection ids).
+    pub why: String,
+    /// What the operator can do about it (usually the grant that is missing).
+    pub fix: String,
+}
+
+impl Unknown {
+    pub fn new(field: &str, why: impl Into<String>, fix: impl Into<String>) -> Self {
+        Unknown {
+            field: field.to_string(),
+            why: why.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// The key under which a posture document records its stale or unread fields. Kinds never see
+/// it: evaluation takes it out before a kind's rules run.
+pub const VISIBILITY_KEY: &str = "_visibility";
+
+/// One field of a posture that lockwatch cannot currently read, as recorded in the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visibility {
+    pub why: String,
+    pub fix: String,
+    /// When it became unreadable (unix seconds).
+    pub since: i64,
+    /// A value read before is kept in its place (stale); `false`: it was never read.
+    pub stale: bool,
 }
 
 /// A posture document as its canonical JSON text, shared and cheap to clone. The daemon keeps

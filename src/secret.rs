@@ -73,7 +73,42 @@ const SECRET_KEYS: [&str; 13] = [
 /// `***`, wherever it stands in the text — a URL's password (`scheme://user:PASS@host`), query
 /// parameters (`?password=…`) and libpq-style key/value pairs (`password=…`, `password='a b'`).
 pub fn redact_dsn(text: &str) -> String {
-    redact_pairs(&redact_userinfo(text))
+    redact_pairs(&redact_at_tokens(&redact_userinfo(text)))
+}
+
+/// What is left of a `user:secret@host` shape outside a well-formed URL (a URL with a space in
+/// it, a bare `user:secret@host`): the part between the first `:` and the last `@` of a token.
+fn redact_at_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        if let Some(at) = token.rfind('@')
+            && !token[..at].ends_with("***")
+        {
+            let head = &token[..at];
+            let start = head.find("://").map(|i| i + 3).unwrap_or(0);
+            if let Some(colon) = head[start..].find(':') {
+                let colon = start + colon;
+                out.push_str(&token[..=colon]);
+                out.push_str("***");
+                out.push_str(&token[at..]);
+                token.clear();
+                return;
+            }
+        }
+        out.push_str(token);
+        token.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '"' | '\'' | '`') {
+            flush(&mut token, &mut out);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
 }
 
 fn redact_userinfo(text: &str) -> String {
@@ -196,6 +231,12 @@ mod tests {
                 "error: invalid value for password=***",
             ),
             ("bypass=1 compass=2", "bypass=1 compass=2"),
+            (
+                "url redis:// /:hunter2@127.0.0.1:6379: invalid",
+                "url redis:// /:***@127.0.0.1:6379: invalid",
+            ),
+            ("not a url:hunter2@host", "not a url:***@host"),
+            ("mail to oncall@example.com", "mail to oncall@example.com"),
             ("no secrets: user=mon", "no secrets: user=mon"),
         ];
         for (raw, want) in cases {

@@ -155,6 +155,8 @@ impl OutboxRow {
 pub struct CycleWrites {
     pub snapshots: Vec<SnapshotWrite>,
     pub deleted: Vec<String>,
+    /// Resources whose current posture becomes the baseline because it is strictly stronger.
+    pub raised: Vec<String>,
     pub opened: Vec<(String, crate::alerting::Condition)>,
     pub updated: Vec<(String, crate::alerting::Condition)>,
     pub resolved: Vec<(String, String)>,
@@ -362,6 +364,16 @@ impl Store {
                     params![id, snap, now],
                 )?;
             }
+        }
+        for id in &w.raised {
+            tx.execute(
+                "UPDATE resources SET baseline_snapshot = current_snapshot WHERE id = ?1",
+                [id],
+            )?;
+            tx.execute(
+                "INSERT INTO baseline_events (resource_id, snapshot_id, at, how) SELECT id, current_snapshot, ?2, 'raised' FROM resources WHERE id = ?1",
+                params![id, now],
+            )?;
         }
         for id in &w.deleted {
             tx.execute(

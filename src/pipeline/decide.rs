@@ -3,7 +3,7 @@
 //! functions on plain data (no store, no clock, no I/O): table-tested below.
 
 use super::evaluate::Evaluation;
-use crate::alerting::{self, Condition, OpenAlert, Plan};
+use crate::alerting::{self, Condition, Notice, OpenAlert, Plan};
 use crate::model::Suppression;
 use crate::model::{Change, Severity};
 use crate::net::Reach;
@@ -35,6 +35,9 @@ pub struct ResourceEval {
     /// Vanished from its source's listing this cycle.
     pub gone: bool,
     pub eval: Evaluation,
+    /// What got weaker since the previous cycle (not since the baseline): every weakening is
+    /// announced, also while an alert is already open.
+    pub weakened_now: Vec<Change>,
 }
 
 /// Whether a source could be read, cycle after cycle.
@@ -68,6 +71,8 @@ pub struct Decision {
     /// About a watched resource (`baseline accept` applies), not about lockwatch itself.
     pub about_posture: bool,
     pub changes: Vec<Change>,
+    /// Weakenings since the previous cycle announced while alerts were already open.
+    pub further: Vec<Change>,
     pub exposed: bool,
     pub reach: Option<Reach>,
 }
@@ -161,6 +166,27 @@ pub fn review_suppressions(
     r
 }
 
+/// Unknown is not safe: while some of a resource's evidence is stale, an open alert whose
+/// finding went away stays open (it may have gone only because its evidence did). Returns the
+/// rules held. Pure.
+pub fn hold_while_stale(conds: &mut Vec<Condition>, open: &[OpenAlert], stale: &[String], gone: bool) -> Vec<String> {
+    if stale.is_empty() || gone {
+        return vec![];
+    }
+    let mut held = Vec::new();
+    for o in open {
+        if !conds.iter().any(|c| c.rule == o.rule) {
+            conds.push(Condition {
+                rule: o.rule.clone(),
+                severity: o.severity,
+                message: o.message.clone(),
+            });
+            held.push(o.rule.clone());
+        }
+    }
+    held
+}
+
 /// Decide every resource's alerts and emails. Resources arrive sorted by id.
 pub fn decide_resources(
     resources: &[ResourceEval],
@@ -172,7 +198,8 @@ pub fn decide_resources(
     let mut out = Decisions::default();
     for r in resources {
         let was_open = open.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
-        let conds = alerting::conditions(&r.eval, policy.min_severity);
+        let mut conds = alerting::conditions(&r.eval, policy.min_severity);
+        let held = hold_while_stale(&mut conds, was_open, &r.eval.stale, r.gone);
         let sups = suppressions.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
         let review = review_suppressions(sups, &conds, was_open, now, &r.hash, r.gone);
         out.ended_suppressions.extend(review.ended.iter().cloned());
@@ -192,7 +219,14 @@ pub fn decide_resources(
         for f in r.eval.findings.iter().filter(|f| review.holding.contains(&f.rule)) {
             *out.suppressed_by_severity.entry(f.severity).or_default() += 1;
         }
-        let plan = alerting::plan_with(&conds, &was_open, now, policy.remind_every_secs, &review.holding);
+        let mut plan = alerting::plan_with(&conds, &was_open, now, policy.remind_every_secs, &review.holding);
+        let further = further_weakening(
+            &mut plan,
+            &r.weakened_now,
+            &was_open,
+            &review.holding,
+            policy.min_severity,
+        );
         if let Some(sev) = plan
             .opened
             .iter()
@@ -203,6 +237,14 @@ pub fn decide_resources(
             out.drift_events.push((r.source.clone(), sev));
         }
         let mut notes = review.notes;
+        if !held.is_empty() {
+            notes.push(format!(
+                "Held open, not resolved: {} (lockwatch cannot read {} now; see {}).",
+                held.join(", "),
+                r.eval.stale.join(", "),
+                super::evaluate::visibility_rule(&r.kind)
+            ));
+        }
         if r.gone {
             notes.insert(
                 0,
@@ -220,11 +262,63 @@ pub fn decide_resources(
             notes,
             about_posture: true,
             changes: r.eval.changes.clone(),
+            further,
             exposed: r.eval.exposed,
             reach: r.eval.reach,
         });
     }
     out
+}
+
+/// Every weakening is announced: when the posture got weaker this cycle while loud alerts were
+/// already open and nothing new opened (a new alert would tell it anyway), the plan becomes an
+/// alert in the same thread. Returns what to announce. Pure.
+pub fn further_weakening(
+    plan: &mut Plan,
+    weakened_now: &[Change],
+    was_open: &[OpenAlert],
+    suppressed: &[String],
+    min: Severity,
+) -> Vec<Change> {
+    let worst_now = weakened_now
+        .iter()
+        .filter_map(|c| c.severity)
+        .filter(|s| *s >= min)
+        .max();
+    let loud_open = was_open
+        .iter()
+        .filter(|o| !suppressed.contains(&o.rule))
+        .map(|o| o.severity)
+        .max();
+    match (worst_now, loud_open, plan.notice) {
+        (Some(w), Some(open), None | Some(Notice::Reminder(_)) | Some(Notice::PartlyResolved(_))) => {
+            plan.notice = Some(Notice::Alert(w.max(open)));
+            weakened_now
+                .iter()
+                .filter(|c| c.severity.is_some_and(|s| s >= min))
+                .cloned()
+                .collect()
+        }
+        _ => vec![],
+    }
+}
+
+/// The baseline ratchets up: a resource now strictly stronger than its baseline (something
+/// strengthened, nothing weakened, everything readable) gets its current posture as baseline,
+/// so that going back to the weaker state is drift again. Lowering it stays a deliberate
+/// `baseline accept`. Pure.
+pub fn ratchet(resources: &[ResourceEval]) -> Vec<String> {
+    use crate::model::ChangeClass;
+    resources
+        .iter()
+        .filter(|r| {
+            !r.gone
+                && !r.eval.unreadable
+                && r.eval.changes.iter().all(|c| c.class != ChangeClass::Weakened)
+                && r.eval.changes.iter().any(|c| c.class == ChangeClass::Strengthened)
+        })
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 /// Blindness: a source that failed `blind_after` cycles in a row is itself an alert, which
@@ -264,6 +358,7 @@ pub fn decide_blindness(
                 notes: vec![],
                 about_posture: false,
                 changes: vec![],
+                further: vec![],
                 exposed: false,
                 reach: None,
             }
@@ -274,7 +369,6 @@ pub fn decide_blindness(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::Notice;
     use crate::model::Finding;
 
     fn policy() -> Policy {
@@ -479,11 +573,151 @@ mod tests {
 
     fn eval(findings: Vec<Finding>) -> Evaluation {
         Evaluation {
+            stale: vec![],
+            unreadable: false,
             exposed: findings.iter().any(|f| f.exposed),
             findings,
             reach: None,
             changes: vec![],
             drift: None,
+        }
+    }
+
+    #[test]
+    fn stale_evidence_holds_alerts_open() {
+        let cases: Vec<(&str, Vec<&str>, Vec<&str>, Vec<&str>, bool, Vec<&str>)> = vec![
+            // (name, active rules, open rules, stale fields, gone) → held
+            (
+                "nothing stale: resolves as usual",
+                vec![],
+                vec!["a"],
+                vec![],
+                false,
+                vec![],
+            ),
+            (
+                "stale: the vanished finding is held",
+                vec![],
+                vec!["a"],
+                vec!["acl"],
+                false,
+                vec!["a"],
+            ),
+            (
+                "stale, finding still there: nothing to hold",
+                vec!["a"],
+                vec!["a"],
+                vec!["acl"],
+                false,
+                vec![],
+            ),
+            (
+                "a resource that is gone is gone",
+                vec![],
+                vec!["a"],
+                vec!["acl"],
+                true,
+                vec![],
+            ),
+        ];
+        for (name, active, opened, stale, gone, want) in cases {
+            let mut conds: Vec<Condition> = active.into_iter().map(cond).collect();
+            let opened: Vec<OpenAlert> = opened.into_iter().map(open).collect();
+            let stale: Vec<String> = stale.into_iter().map(String::from).collect();
+            let held = hold_while_stale(&mut conds, &opened, &stale, gone);
+            assert_eq!(held, want, "case: {name}");
+            let plan = alerting::plan(&conds, &opened, 10, 100);
+            assert_eq!(
+                plan.resolved.is_empty(),
+                !want.is_empty() || opened.is_empty() || conds.len() == opened.len(),
+                "case: {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_weakening_is_announced() {
+        use crate::model::ChangeClass;
+        let weak = |sev: Severity| Change {
+            path: "/acl_nopass_users/1".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!("bob"),
+            class: ChangeClass::Weakened,
+            severity: Some(sev),
+        };
+        let sup = vec!["a".to_string()];
+        // (name, notice planned, weakened now, open, suppressed) → (notice, announced)
+        let cases: Vec<(
+            &str,
+            Option<Notice>,
+            Vec<Change>,
+            Vec<OpenAlert>,
+            &[String],
+            Option<Notice>,
+            usize,
+        )> = vec![
+            (
+                "open alert, weaker still: announced",
+                None,
+                vec![weak(Severity::High)],
+                vec![open("a")],
+                &[],
+                Some(Notice::Alert(Severity::Critical)),
+                1,
+            ),
+            (
+                "nothing open: the drift alert tells it",
+                None,
+                vec![weak(Severity::High)],
+                vec![],
+                &[],
+                None,
+                0,
+            ),
+            (
+                "a new alert already tells it",
+                Some(Notice::Alert(Severity::High)),
+                vec![weak(Severity::High)],
+                vec![open("a")],
+                &[],
+                Some(Notice::Alert(Severity::High)),
+                0,
+            ),
+            (
+                "a reminder becomes the announcement",
+                Some(Notice::Reminder(Severity::Critical)),
+                vec![weak(Severity::Medium)],
+                vec![open("a")],
+                &[],
+                Some(Notice::Alert(Severity::Critical)),
+                1,
+            ),
+            (
+                "below min_severity: quiet",
+                None,
+                vec![weak(Severity::Low)],
+                vec![open("a")],
+                &[],
+                None,
+                0,
+            ),
+            (
+                "only suppressed alerts open: quiet",
+                None,
+                vec![weak(Severity::High)],
+                vec![open("a")],
+                &sup,
+                None,
+                0,
+            ),
+        ];
+        for (name, planned, now, opened, suppressed, want, n) in cases {
+            let mut plan = Plan {
+                notice: planned,
+                ..Default::default()
+            };
+            let announced = further_weakening(&mut plan, &now, &opened, suppressed, Severity::Medium);
+            assert_eq!((plan.notice, announced.len()), (want, n), "case: {name}");
         }
     }
 
@@ -496,6 +730,7 @@ mod tests {
             hash: "h".into(),
             gone: true,
             eval: Evaluation::gone(),
+            weakened_now: vec![],
         };
         let open: HashMap<String, Vec<OpenAlert>> =
             [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
@@ -518,6 +753,7 @@ mod tests {
                 true,
                 "open",
             )]),
+            weakened_now: vec![],
         };
         let sups: HashMap<String, Vec<Suppression>> =
             [("s/redis/a".to_string(), vec![sup(7, "redis.auth.disabled", 100, "h1")])].into();

@@ -1,7 +1,7 @@
 //! Stage 3, evaluate: posture → findings, and baseline → current → classified changes. Pure.
 
 use crate::diff;
-use crate::model::{Change, ChangeClass, Finding, Severity};
+use crate::model::{Change, ChangeClass, Finding, Severity, VISIBILITY_KEY, Visibility};
 use crate::net::Reach;
 use crate::sources::{self, FieldChange};
 use serde_json::Value;
@@ -18,11 +18,92 @@ pub struct Evaluation {
     /// Severity of the weakening against the baseline, if any: critical when the resource is
     /// now exposed, else the worst weakened change.
     pub drift: Option<Severity>,
+    /// Fields whose last known value stands in for one lockwatch cannot read now: while any
+    /// is, no alert of the resource resolves.
+    pub stale: Vec<String>,
+    /// Some field could not be read (stale or never read).
+    pub unreadable: bool,
+}
+
+/// The rule lockwatch opens on a resource when it cannot read part of its posture.
+pub fn visibility_rule(kind: &str) -> String {
+    format!("{kind}.visibility.lost")
+}
+
+/// A document without its visibility record, and the record.
+fn split_visibility(doc: &Value) -> (std::borrow::Cow<'_, Value>, Vec<(String, Visibility)>) {
+    match doc.get(VISIBILITY_KEY) {
+        None => (std::borrow::Cow::Borrowed(doc), vec![]),
+        Some(v) => {
+            let vis: std::collections::BTreeMap<String, Visibility> =
+                serde_json::from_value(v.clone()).unwrap_or_default();
+            let mut clean = doc.clone();
+            if let Some(o) = clean.as_object_mut() {
+                o.remove(VISIBILITY_KEY);
+            }
+            (std::borrow::Cow::Owned(clean), vis.into_iter().collect())
+        }
+    }
+}
+
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// Losing sight of a field is itself a finding: high when a value read before now stands in
+/// for it (alerts that rest on it are held open), medium when it was never read.
+fn visibility_finding(kind: &str, vis: &[(String, Visibility)]) -> Option<Finding> {
+    if vis.is_empty() {
+        return None;
+    }
+    let stale = vis.iter().any(|(_, v)| v.stale);
+    let lines: Vec<String> = vis
+        .iter()
+        .map(|(field, v)| {
+            if v.stale {
+                format!(
+                    "lockwatch can no longer read {field} (since {}): {}. Its last known value is kept, and alerts that rest on it stay open. Fix: {}",
+                    ts(v.since),
+                    v.why,
+                    v.fix
+                )
+            } else {
+                format!(
+                    "lockwatch cannot read {field} (since {}): {}, so it cannot tell whether it is protected. Fix: {}",
+                    ts(v.since),
+                    v.why,
+                    v.fix
+                )
+            }
+        })
+        .collect();
+    Some(Finding::new(
+        &visibility_rule(kind),
+        if stale { Severity::High } else { Severity::Medium },
+        false,
+        lines.join(" "),
+    ))
 }
 
 pub const ASSESS_ERROR_RULE: &str = "lockwatch.assess.error";
 
 pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
+    let (current, visibility) = split_visibility(current);
+    let (baseline, _) = split_visibility(baseline);
+    let mut e = evaluate_clean(kind, &baseline, &current);
+    e.findings.extend(visibility_finding(kind, &visibility));
+    e.unreadable = !visibility.is_empty();
+    e.stale = visibility
+        .into_iter()
+        .filter(|(_, v)| v.stale)
+        .map(|(f, _)| f)
+        .collect();
+    e
+}
+
+fn evaluate_clean(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
     let Some(rk) = sources::resource_kind(kind) else {
         return Evaluation {
             findings: vec![Finding::new(
@@ -37,6 +118,8 @@ pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
             changes: vec![],
             exposed: false,
             drift: None,
+            stale: vec![],
+            unreadable: false,
         };
     };
     let assessment = (rk.assess)(current).unwrap_or_else(|e| sources::Assessment {
@@ -77,6 +160,8 @@ pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
         changes,
         exposed,
         drift,
+        stale: vec![],
+        unreadable: false,
     }
 }
 
@@ -89,6 +174,8 @@ impl Evaluation {
             changes: vec![],
             exposed: false,
             drift: None,
+            stale: vec![],
+            unreadable: false,
         }
     }
 }

@@ -98,10 +98,18 @@ impl Pipeline {
         self.catch_up_with_other_writers()?;
 
         // observe: what changed since the last cycle, and what vanished.
-        let observed = observe::observe(&mut self.known, &mut collected);
+        let observed = observe::observe(&mut self.known, &mut collected, now);
 
         // evaluate: findings and drift of every current resource (pure).
-        let evaluated = evaluate_known(&self.known, &observed.deleted, &self.configured);
+        let evaluated = evaluate_known(&self.known, &observed.deleted, &observed.previous, &self.configured);
+
+        // The baseline ratchets up where a resource got strictly stronger.
+        let raised = decide::ratchet(&evaluated);
+        for id in &raised {
+            if let Some(k) = self.known.get_mut(id) {
+                k.baseline = k.document.clone();
+            }
+        }
 
         // decide: alerts, suppressions, blindness (pure).
         let policy = self.policy();
@@ -114,6 +122,7 @@ impl Pipeline {
         let mut writes = CycleWrites {
             snapshots: observed.snapshots,
             deleted: observed.deleted,
+            raised,
             resolved: decisions.resolved_by_suppression.clone(),
             ended_suppressions: decisions.ended_suppressions.clone(),
             ..Default::default()
@@ -307,7 +316,12 @@ impl Pipeline {
 
 /// Evaluate every current resource of a configured source, in id order; a resource that
 /// vanished this cycle is evaluated as gone (so that its alerts resolve). Pure.
-pub fn evaluate_known(known: &HashMap<String, Known>, vanished: &[String], configured: &[String]) -> Vec<ResourceEval> {
+pub fn evaluate_known(
+    known: &HashMap<String, Known>,
+    vanished: &[String],
+    previous: &HashMap<String, crate::model::Document>,
+    configured: &[String],
+) -> Vec<ResourceEval> {
     let mut ids: Vec<&String> = known.keys().collect();
     ids.sort();
     let mut out = Vec::with_capacity(ids.len());
@@ -317,12 +331,20 @@ pub fn evaluate_known(known: &HashMap<String, Known>, vanished: &[String], confi
         if (k.deleted && !gone) || configured.binary_search(&k.source).is_err() {
             continue;
         }
+        let mut weakened_now = Vec::new();
         let eval = if gone {
             evaluate::Evaluation::gone()
         } else {
             // Parsed here, one resource at a time; the cache keeps text.
             let document = k.document.value();
             let baseline = (!k.baseline.same(&k.document)).then(|| k.baseline.value());
+            if let Some(prev) = previous.get(id) {
+                weakened_now = evaluate::evaluate(&k.kind, &prev.value(), &document)
+                    .changes
+                    .into_iter()
+                    .filter(|c| c.severity.is_some())
+                    .collect();
+            }
             evaluate::evaluate(&k.kind, baseline.as_ref().unwrap_or(&document), &document)
         };
         out.push(ResourceEval {
@@ -332,6 +354,7 @@ pub fn evaluate_known(known: &HashMap<String, Known>, vanished: &[String], confi
             hash: k.hash.clone(),
             gone,
             eval,
+            weakened_now,
         });
     }
     out

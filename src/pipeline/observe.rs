@@ -1,11 +1,14 @@
 //! Stage 2, observe: compare what was collected with what lockwatch knew. A posture whose hash
 //! changed becomes a snapshot row and replaces the cached one; a resource missing from a
 //! successful listing is deleted, one missing from a failed part is not (absence there proves
-//! nothing). Works on the in-memory cache only; nothing here reads or writes the store.
+//! nothing). A field the source could not read keeps its last known value, marked stale in the
+//! document: unknown is never taken for safe. Works on the in-memory cache only; nothing here
+//! reads or writes the store.
 
 use super::collect::Collected;
-use crate::model::{Known, SnapshotWrite, document_hash};
+use crate::model::{Document, Known, Resource, SnapshotWrite, VISIBILITY_KEY, Visibility, document_hash};
 use crate::sources::PartFailure;
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default)]
@@ -13,18 +16,27 @@ pub struct Observed {
     pub snapshots: Vec<SnapshotWrite>,
     /// Resources that vanished from a successful listing this cycle.
     pub deleted: Vec<String>,
+    /// The posture each changed resource had before this cycle (a resource seen before).
+    pub previous: HashMap<String, Document>,
 }
 
 /// Fold this cycle's collections into `known`. Collected postures are taken, not copied: a
 /// changed one moves into the cache, an unchanged one is dropped here, so a large fleet holds
 /// one copy of each posture.
-pub fn observe(known: &mut HashMap<String, Known>, collected: &mut [Collected]) -> Observed {
+pub fn observe(known: &mut HashMap<String, Known>, collected: &mut [Collected], now: i64) -> Observed {
     let mut out = Observed::default();
     for c in collected.iter_mut() {
         let Ok(collection) = &mut c.result else { continue };
         let mut present = HashSet::new();
-        for r in std::mem::take(&mut collection.resources) {
+        for mut r in std::mem::take(&mut collection.resources) {
             present.insert(r.id.clone());
+            if !r.unknown.is_empty()
+                || known
+                    .get(&r.id)
+                    .is_some_and(|k| k.document.as_str().contains(VISIBILITY_KEY))
+            {
+                r.posture = effective(known.get(&r.id).map(|k| &k.document), &r, now);
+            }
             let hash = document_hash(r.posture.as_str());
             let entry = known.get_mut(&r.id);
             if entry.as_ref().is_some_and(|k| k.hash == hash && !k.deleted) {
@@ -40,7 +52,10 @@ pub fn observe(known: &mut HashMap<String, Known>, collected: &mut [Collected]) 
             match entry {
                 Some(k) => {
                     k.hash = hash;
-                    k.document = r.posture;
+                    let before = std::mem::replace(&mut k.document, r.posture);
+                    if !k.deleted {
+                        out.previous.insert(r.id.clone(), before);
+                    }
                     k.deleted = false;
                 }
                 None => {
@@ -67,6 +82,49 @@ pub fn observe(known: &mut HashMap<String, Known>, collected: &mut [Collected]) 
     }
     out.deleted.sort();
     out
+}
+
+/// The posture to keep for `r`: what was read, with each field it could not read replaced by
+/// its last known value (stale) or `null` (never read), and recorded under [`VISIBILITY_KEY`].
+/// Pure.
+pub fn effective(prev: Option<&Document>, r: &Resource, now: i64) -> Document {
+    let mut doc = r.posture.value();
+    let prev = prev.map(Document::value);
+    let prev_vis: std::collections::BTreeMap<String, Visibility> = prev
+        .as_ref()
+        .and_then(|p| p.get(VISIBILITY_KEY))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let mut vis = std::collections::BTreeMap::new();
+    for u in &r.unknown {
+        let last = prev
+            .as_ref()
+            .and_then(|p| p.get(&u.field))
+            .filter(|v| !v.is_null())
+            .cloned();
+        let before = prev_vis.get(&u.field);
+        let stale = last.is_some();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert(u.field.clone(), last.unwrap_or(Value::Null));
+        }
+        vis.insert(
+            u.field.clone(),
+            Visibility {
+                why: u.why.clone(),
+                fix: u.fix.clone(),
+                since: before.map(|b| b.since).unwrap_or(now),
+                // Once never read, it stays "never read" until it is read.
+                stale,
+            },
+        );
+    }
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove(VISIBILITY_KEY);
+        if !vis.is_empty() {
+            obj.insert(VISIBILITY_KEY.into(), serde_json::to_value(&vis).unwrap_or_default());
+        }
+    }
+    Document::from_value(&doc)
 }
 
 /// Resources of `source` that were known, not yet deleted, and absent from a listing whose
@@ -114,6 +172,45 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn unreadable_fields_keep_their_last_value_and_say_so() {
+        use crate::model::Unknown;
+        use serde_json::json;
+        let read = |doc: Value, unknown: Vec<Unknown>| {
+            crate::model::Resource::new("s", "redis", "a", doc).with_unknown(unknown)
+        };
+        let denied = || vec![Unknown::new("acl", "ACL LIST refused: NOPERM", "grant +acl|list")];
+        let d0 = Document::from_value(&json!({"acl": ["bob"], "probe": "auth_required"}));
+        // The field was readable before: its value is kept, marked stale since now.
+        let d1 = effective(
+            Some(&d0),
+            &read(json!({"acl": null, "probe": "auth_required"}), denied()),
+            100,
+        );
+        assert_eq!(
+            d1.value(),
+            json!({"acl": ["bob"], "probe": "auth_required", "_visibility": {"acl": {"why": "ACL LIST refused: NOPERM", "fix": "grant +acl|list", "since": 100, "stale": true}}})
+        );
+        // Still unreadable later: the same document, so no new snapshot.
+        let d2 = effective(
+            Some(&d1),
+            &read(json!({"acl": [], "probe": "auth_required"}), denied()),
+            160,
+        );
+        assert_eq!(d2, d1);
+        // Readable again: the mark goes, the value read now counts.
+        let d3 = effective(
+            Some(&d2),
+            &read(json!({"acl": [], "probe": "auth_required"}), vec![]),
+            200,
+        );
+        assert_eq!(d3.value(), json!({"acl": [], "probe": "auth_required"}));
+        // Never read: null, and not stale.
+        let first = effective(None, &read(json!({"acl": ["x"], "probe": "p"}), denied()), 5);
+        assert_eq!(first.value()["acl"], Value::Null);
+        assert_eq!(first.value()["_visibility"]["acl"]["stale"], json!(false));
     }
 
     #[test]

@@ -305,6 +305,198 @@ mod cycles {
     }
 }
 
+/// Never a false all-clear: what the pipeline does when evidence goes missing, when a
+/// resource keeps getting weaker, and when it gets stronger than its baseline.
+mod trust {
+    use super::super::*;
+    use crate::model::{Resource, Unknown};
+    use crate::sources::Collection;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    fn doc(nopass: &[&str], password: bool) -> Value {
+        json!({
+            "unauthenticated_probe": if password { "auth_required" } else { "accepted" },
+            "requirepass_set": password, "acl_nopass_users": nopass,
+            "protected_mode": true, "bind": ["127.0.0.1"], "listen_scope": "loopback", "tls_port": 0,
+            "version": "7", "reach": "loopback"
+        })
+    }
+    fn cycle(p: &mut Pipeline, t: i64, posture: Value, unknown: Vec<Unknown>) {
+        let r = Resource::new("cache", "redis", "a:1", posture).with_unknown(unknown);
+        p.apply(
+            t,
+            vec![Collected {
+                source: "cache".into(),
+                elapsed: Duration::ZERO,
+                result: Ok(Collection::complete(vec![r])),
+            }],
+        )
+        .unwrap();
+    }
+    fn pipeline(dir: &std::path::Path) -> Pipeline {
+        Pipeline::new(
+            Store::open(dir).unwrap(),
+            Settings::default(),
+            MailSettings::default(),
+            vec!["cache".to_string()],
+        )
+        .unwrap()
+    }
+    /// (subject, rules) of every mail so far.
+    fn sent(p: &Pipeline) -> Vec<(String, Vec<String>)> {
+        p.store()
+            .outbox_listing(true)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.subject, m.rules))
+            .collect()
+    }
+    fn denied() -> Vec<Unknown> {
+        vec![Unknown::new(
+            "acl_nopass_users",
+            "ACL LIST failed: NOPERM User lockwatch has no permissions to run the 'acl|list' command",
+            "ACL SETUSER lockwatch +acl|list",
+        )]
+    }
+
+    #[test]
+    fn lost_evidence_never_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), vec![]);
+        cycle(&mut p, 1, doc(&["bob"], true), vec![]);
+        assert_eq!(
+            sent(&p),
+            vec![(
+                // High on a loopback-only server; the weakening that exposed it is critical.
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed".to_string(),
+                vec!["drift.weakened".to_string(), "redis.acl.nopass_user".to_string()]
+            )]
+        );
+        // The monitoring user loses ACL LIST: the nopass user is no longer seen, which must not
+        // read as fixed. Its last value is kept; lockwatch says it lost sight.
+        for t in 2..6 {
+            cycle(&mut p, t, doc(&[], true), denied());
+        }
+        let s = sent(&p);
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert_eq!(
+            s[1],
+            (
+                // Still exposed as far as lockwatch knows: the last value stands.
+                "[lockwatch] HIGH cache/redis/a:1 is exposed".to_string(),
+                vec![
+                    "drift.weakened".to_string(),
+                    "redis.acl.nopass_user".to_string(),
+                    "redis.visibility.lost".to_string()
+                ]
+            )
+        );
+        let body = &p.store().outbox_listing(true).unwrap()[1].body_text;
+        assert!(
+            body.contains("can no longer read acl_nopass_users") && body.contains("NOPERM"),
+            "{body}"
+        );
+        assert!(!s.iter().any(|(subject, _)| subject.contains("RESOLVED")), "{s:#?}");
+        // Readable again, and the user really is gone: now, and only now, RESOLVED.
+        cycle(&mut p, 6, doc(&[], true), vec![]);
+        assert_eq!(sent(&p)[2].0, "[lockwatch] RESOLVED cache/redis/a:1");
+    }
+
+    #[test]
+    fn held_alerts_stay_open_while_a_field_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), vec![]);
+        cycle(&mut p, 1, doc(&[], false), vec![]);
+        assert_eq!(sent(&p)[0].0, "[lockwatch] CRITICAL cache/redis/a:1 is exposed");
+        // The password comes back while ACL LIST is denied: the probe says auth is required,
+        // but with evidence missing no alert may resolve.
+        cycle(&mut p, 2, doc(&[], true), denied());
+        let s = sent(&p);
+        assert!(!s.iter().any(|(subject, _)| subject.contains("RESOLVED")), "{s:#?}");
+        let open: Vec<String> = p.open_alerts()["cache/redis/a:1"]
+            .iter()
+            .map(|o| o.rule.clone())
+            .collect();
+        assert!(open.contains(&"redis.auth.disabled".to_string()), "{open:?}");
+        cycle(&mut p, 3, doc(&[], true), vec![]);
+        assert_eq!(sent(&p).last().unwrap().0, "[lockwatch] RESOLVED cache/redis/a:1");
+    }
+
+    #[test]
+    fn a_resource_first_seen_unreadable_gets_a_medium_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), denied());
+        assert_eq!(
+            sent(&p),
+            vec![(
+                "[lockwatch] MEDIUM cache/redis/a:1".to_string(),
+                vec!["redis.visibility.lost".to_string()]
+            )]
+        );
+        let body = &p.store().outbox_listing(true).unwrap()[0].body_text;
+        assert!(
+            body.contains("cannot read acl_nopass_users") && body.contains("+acl|list"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn every_further_weakening_is_mailed_in_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), vec![]);
+        cycle(&mut p, 1, doc(&["bob"], true), vec![]);
+        cycle(&mut p, 2, doc(&["bob", "carol"], true), vec![]);
+        let s = sent(&p);
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert_eq!(
+            s[1].0,
+            "[lockwatch] CRITICAL cache/redis/a:1 is exposed (further weakened)"
+        );
+        let body = &p.store().outbox_listing(true).unwrap()[1].body_text;
+        assert!(body.contains("Further weakened") && body.contains("carol"), "{body}");
+        // A set, not a list: the same members in another order are no change at all.
+        cycle(&mut p, 3, doc(&["carol", "bob"], true), vec![]);
+        assert_eq!(sent(&p).len(), 2);
+    }
+
+    #[test]
+    fn the_baseline_ratchets_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        // First seen without a password: that is the baseline, and it alerts at once.
+        cycle(&mut p, 0, doc(&[], false), vec![]);
+        assert_eq!(
+            sent(&p),
+            vec![(
+                "[lockwatch] HIGH cache/redis/a:1 is exposed".to_string(),
+                vec!["redis.auth.disabled".to_string()]
+            )]
+        );
+        // The password is restored: strictly stronger, so it becomes the baseline.
+        cycle(&mut p, 1, doc(&[], true), vec![]);
+        assert_eq!(sent(&p)[1].0, "[lockwatch] RESOLVED cache/redis/a:1");
+        let events = p.store().baseline_events("cache/redis/a:1").unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.2.as_str()).collect::<Vec<_>>(),
+            ["first seen", "raised"]
+        );
+        // Removed again: that is drift now, critical, not only the absolute finding.
+        cycle(&mut p, 2, doc(&[], false), vec![]);
+        assert_eq!(
+            sent(&p)[2],
+            (
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed".to_string(),
+                vec!["drift.weakened".to_string(), "redis.auth.disabled".to_string()]
+            )
+        );
+    }
+}
+
 mod partial {
     use super::super::*;
     use crate::model::Resource;

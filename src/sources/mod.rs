@@ -52,19 +52,18 @@ impl Collection {
         }
     }
 
-    /// The one resource of a single-server source, nothing failed.
+    /// The one resource of a single-server source, nothing failed; `unknown` lists the fields
+    /// it could not read this time.
     pub fn single(
         source: &str,
         kind: &'static str,
         native_name: &str,
         posture: impl serde::Serialize,
+        unknown: Vec<crate::model::Unknown>,
     ) -> anyhow::Result<Self> {
-        Ok(Collection::complete(vec![Resource::new(
-            source,
-            kind,
-            native_name,
-            serde_json::to_value(posture)?,
-        )]))
+        Ok(Collection::complete(vec![
+            Resource::new(source, kind, native_name, serde_json::to_value(posture)?).with_unknown(unknown),
+        ]))
     }
 }
 

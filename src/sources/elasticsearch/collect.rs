@@ -44,7 +44,7 @@ impl EsSource {
         Ok((status, body))
     }
 
-    pub(super) async fn observe(&self) -> anyhow::Result<Posture> {
+    pub(super) async fn observe(&self) -> anyhow::Result<(Posture, Vec<Unknown>)> {
         let (root_status, mut auth_schemes, anon_root) = self.anonymous("/").await?;
         if root_status.is_server_error() {
             anyhow::bail!(
@@ -55,6 +55,34 @@ impl EsSource {
         let (idx_status, _, _) = self.anonymous("/_cat/indices?format=json").await?;
         auth_schemes.sort();
         auth_schemes.dedup();
+        let mut unknown = Vec::new();
+        let busy = "the cluster refused or failed the request; check its health (GET /_cluster/health) and logs";
+        if let Answer::Other(s) = Answer::of(root_status) {
+            unknown.push(Unknown::new(
+                "anonymous_root",
+                format!("GET / without credentials answered {s}"),
+                busy,
+            ));
+        }
+        if let Answer::Other(s) = Answer::of(idx_status) {
+            unknown.push(Unknown::new(
+                "anonymous_can_list_indices",
+                format!("GET /_cat/indices without credentials answered {s}"),
+                busy,
+            ));
+        }
+        // Without a monitoring user only the anonymous probes are evidence; with one, a read
+        // it may not make is lost sight.
+        let privilege = "give the monitoring user the `monitor` cluster privilege (OpenSearch: cluster_monitor)";
+        let mut monitored = |field: &str, what: &str, status: reqwest::StatusCode| {
+            if self.username.is_some() {
+                unknown.push(Unknown::new(
+                    field,
+                    format!("{what} as the monitoring user answered {status}"),
+                    privilege,
+                ));
+            }
+        };
 
         let info = match anon_root.filter(|_| root_status.is_success()) {
             Some(v) => Some(v),
@@ -87,12 +115,18 @@ impl EsSource {
             match self.monitor("/_plugins/_security/health").await? {
                 (s, Some(v)) if s.is_success() => Some(v.get("status").and_then(Value::as_str) == Some("UP")),
                 (s, _) if matches!(Answer::of(s), Answer::Missing) => Some(false),
-                _ => None,
+                (s, _) => {
+                    monitored("security_enabled", "GET /_plugins/_security/health", s);
+                    None
+                }
             }
         } else {
             match self.monitor("/_xpack?categories=features").await? {
                 (s, Some(v)) if s.is_success() => v.pointer("/features/security/enabled").and_then(Value::as_bool),
-                _ => None,
+                (s, _) => {
+                    monitored("security_enabled", "GET /_xpack", s);
+                    None
+                }
             }
         };
         let anonymous_roles = {
@@ -132,8 +166,10 @@ impl EsSource {
                     .unwrap_or("");
                 enabled && matches!(origin.trim(), "*" | "/.*/" | "/.+/")
             })),
-            (s, Some(_)) if s.is_success() => Some(false),
-            _ => None,
+            (s, _) => {
+                monitored("cors_allow_any_origin", "GET /_nodes/settings", s);
+                None
+            }
         };
         let bound_addresses = match self
             .monitor("/_nodes/http?filter_path=nodes.*.http.bound_address")
@@ -149,7 +185,10 @@ impl EsSource {
                 all.dedup();
                 Some(all)
             }
-            _ => None,
+            (s, _) => {
+                monitored("bound_addresses", "GET /_nodes/http", s);
+                None
+            }
         };
         let scope = bound_addresses
             .as_ref()
@@ -160,20 +199,23 @@ impl EsSource {
                 .as_str()
                 .to_string(),
         );
-        Ok(Posture {
-            distribution,
-            version,
-            anonymous_root: Answer::of(root_status).as_str(),
-            anonymous_can_list_indices: idx_status.is_success(),
-            auth_schemes,
-            security_enabled,
-            anonymous_roles,
-            http_tls: self.base.scheme() == "https",
-            cors_allow_any_origin,
-            bound_addresses,
-            listen_scope,
-            reach,
-        })
+        Ok((
+            Posture {
+                distribution,
+                version,
+                anonymous_root: Answer::of(root_status).as_str(),
+                anonymous_can_list_indices: idx_status.is_success(),
+                auth_schemes,
+                security_enabled,
+                anonymous_roles,
+                http_tls: self.base.scheme() == "https",
+                cors_allow_any_origin,
+                bound_addresses,
+                listen_scope,
+                reach,
+            },
+            unknown,
+        ))
     }
 }
 

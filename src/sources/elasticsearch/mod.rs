@@ -10,7 +10,7 @@ mod rules;
 
 use super::common::{self, classify_flag, classify_rank, classify_risky_member};
 use super::{Assessment, Collection, Common, FieldChange, ResourceKind, Samples, Source, SourceKind};
-use crate::model::{Classification, Finding, Severity};
+use crate::model::{Classification, Finding, Severity, Unknown};
 use crate::net;
 use crate::secret::{self, Secret};
 use anyhow::{Context, anyhow};
@@ -199,8 +199,8 @@ impl Source for EsSource {
 
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
-            let posture = self.observe().await?;
-            Collection::single(&self.common.name, "elasticsearch", &self.native, posture)
+            let (posture, unknown) = self.observe().await?;
+            Collection::single(&self.common.name, "elasticsearch", &self.native, posture, unknown)
         })
     }
 }

@@ -9,7 +9,8 @@ const PRIVILEGED: &str = "(Select_priv='Y' OR Insert_priv='Y' OR Update_priv='Y'
      OR Drop_priv='Y' OR Grant_priv='Y' OR Super_priv='Y' OR File_priv='Y')";
 
 impl MysqlSource {
-    async fn accounts(&self, conn: &mut mysql_async::Conn) -> Option<Vec<AccountRow>> {
+    /// Every account, or the server's refusal (the last variant's error).
+    async fn accounts(&self, conn: &mut mysql_async::Conn) -> Result<Vec<AccountRow>, String> {
         // MariaDB keeps account_locked in mysql.global_priv; MySQL in mysql.user.
         let mariadb = format!(
             "SELECT CAST(u.User AS CHAR), CAST(u.Host AS CHAR), CAST(COALESCE(u.plugin, '') AS CHAR), CAST(COALESCE(u.authentication_string, '') AS CHAR), \
@@ -20,14 +21,20 @@ impl MysqlSource {
             "SELECT CAST(User AS CHAR), CAST(Host AS CHAR), CAST(COALESCE(plugin, '') AS CHAR), CAST(COALESCE(authentication_string, '') AS CHAR), \
              IF(account_locked = 'Y', 1, 0), 0, IF({PRIVILEGED}, 1, 0) FROM mysql.user"
         );
+        let mut last = String::new();
         for q in [mariadb, mysql] {
             match conn.query::<AccountRow, _>(q).await {
-                Ok(rows) => return Some(rows),
-                Err(e) => tracing::debug!(source = %self.common.name, error = %e, "account query variant failed"),
+                Ok(rows) => return Ok(rows),
+                Err(e) => {
+                    tracing::debug!(source = %self.common.name, error = %e, "account query variant failed");
+                    last = match e {
+                        mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
+                        other => other.to_string(),
+                    };
+                }
             }
         }
-        tracing::warn!(source = %self.common.name, "cannot read mysql.user; see README for the monitoring account's grants");
-        None
+        Err(last)
     }
 
     async fn variable(conn: &mut mysql_async::Conn, name: &str) -> Option<String> {
@@ -38,7 +45,7 @@ impl MysqlSource {
             .flatten()
     }
 
-    pub(super) async fn observe(&self) -> anyhow::Result<Posture> {
+    pub(super) async fn observe(&self) -> anyhow::Result<(Posture, Vec<Unknown>)> {
         let mut conn = mysql_async::Conn::new(self.opts.clone()).await.map_err(|e| {
             anyhow!(
                 "connecting to {} as the monitoring account: {} (check the url, the password and the account's host)",
@@ -53,7 +60,24 @@ impl MysqlSource {
             "mysql"
         }
         .to_string();
-        let accounts = self.accounts(&mut conn).await;
+        let mut unknown = Vec::new();
+        let accounts = match self.accounts(&mut conn).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                for field in [
+                    "accounts_without_password",
+                    "anonymous_accounts",
+                    "wildcard_host_privileged",
+                ] {
+                    unknown.push(Unknown::new(
+                        field,
+                        format!("reading mysql.user failed: {e}"),
+                        "GRANT SELECT ON mysql.user TO the monitoring account (MariaDB: also ON mysql.global_priv)",
+                    ));
+                }
+                None
+            }
+        };
         let flag = |v: Option<String>| v.map(|s| matches!(s.to_ascii_uppercase().as_str(), "1" | "ON" | "YES"));
         let require_secure_transport = flag(Self::variable(&mut conn, "require_secure_transport").await);
         let skip_networking = flag(Self::variable(&mut conn, "skip_networking").await);
@@ -102,20 +126,31 @@ impl MysqlSource {
         };
         let listen_scope = scope.map(|s| s.as_str().to_string());
         let reach = Some(net::reach(self.common.reach, scope, &self.host).as_str().to_string());
-        Ok(Posture {
-            flavor,
-            version,
-            unauthenticated_login: self.probe().await,
-            accounts_without_password,
-            anonymous_accounts,
-            wildcard_host_privileged,
-            require_secure_transport,
-            tls_available: have_ssl.map(|v| v.eq_ignore_ascii_case("YES")),
-            bind_address,
-            skip_networking,
-            listen_scope,
-            reach,
-        })
+        let unauthenticated_login = self.probe().await;
+        if unauthenticated_login == "inconclusive" {
+            unknown.push(Unknown::new(
+                "unauthenticated_login",
+                "a login with a made-up user and no password got no answer lockwatch understands",
+                "check that lockwatch's host can reach the server's port, and the server's error log",
+            ));
+        }
+        Ok((
+            Posture {
+                flavor,
+                version,
+                unauthenticated_login,
+                accounts_without_password,
+                anonymous_accounts,
+                wildcard_host_privileged,
+                require_secure_transport,
+                tls_available: have_ssl.map(|v| v.eq_ignore_ascii_case("YES")),
+                bind_address,
+                skip_networking,
+                listen_scope,
+                reach,
+            },
+            unknown,
+        ))
     }
 
     /// Log in as a user that cannot exist, with no password.

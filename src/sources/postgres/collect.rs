@@ -55,7 +55,7 @@ impl PostgresSource {
         }
     }
 
-    pub(super) async fn observe(&self) -> anyhow::Result<Posture> {
+    pub(super) async fn observe(&self) -> anyhow::Result<(Posture, Vec<Unknown>)> {
         let db = self.connect().await?;
         let settings = db
             .query_one(
@@ -78,6 +78,25 @@ impl PostgresSource {
             net::widest(listen_addresses.iter().map(String::as_str))
         };
 
+        let mut unknown = Vec::new();
+        let loaded_at: String = db
+            .query_one(
+                "SELECT to_char(pg_conf_load_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                &[],
+            )
+            .await
+            .context("reading pg_conf_load_time()")?
+            .get(0);
+        // The file's own time, when the role may see it: changed after the last load means the
+        // rules on disk are not the ones the server runs.
+        let file_changed = db
+            .query_one(
+                "SELECT to_char(m AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), m > pg_conf_load_time() \
+                 FROM (SELECT (pg_stat_file(current_setting('hba_file'))).modification AS m) f",
+                &[],
+            )
+            .await
+            .map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)));
         let hba_rules = match db
             .query(
                 "SELECT type, database, user_name, address, netmask, auth_method, options, error \
@@ -86,8 +105,9 @@ impl PostgresSource {
             )
             .await
         {
-            Ok(rows) => Some(
-                rows.iter()
+            Ok(rows) => {
+                let mut rules: Vec<HbaRule> = rows
+                    .iter()
                     .map(|r| HbaRule {
                         kind: r.get::<_, Option<String>>(0).unwrap_or_default(),
                         database: r.get::<_, Option<Vec<String>>>(1).unwrap_or_default(),
@@ -97,11 +117,26 @@ impl PostgresSource {
                         auth_method: r.get::<_, Option<String>>(5).unwrap_or_default(),
                         options: r.get(6),
                         error: r.get(7),
+                        shadowed: false,
                     })
-                    .collect(),
-            ),
+                    .collect();
+                rules::mark_shadowed(&mut rules);
+                if let Some(why) = self.not_yet_live(&rules, &loaded_at, file_changed.as_ref().ok()) {
+                    unknown.push(Unknown::new(
+                        "hba_rules",
+                        why,
+                        "fix pg_hba.conf if needed and reload (SELECT pg_reload_conf();); lockwatch follows the rules the server has loaded",
+                    ));
+                }
+                Some(rules)
+            }
             Err(e) => {
-                tracing::warn!(source = %self.common.name, error = %e, "pg_hba_file_rules not readable; see README for the grants");
+                unknown.push(Unknown::new(
+                    "hba_rules",
+                    format!("reading pg_hba_file_rules failed: {}", db_error(&e)),
+                    "as a superuser: GRANT SELECT ON pg_hba_file_rules TO <monitoring role>; \
+                     GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO <monitoring role>;",
+                ));
                 None
             }
         };
@@ -123,22 +158,73 @@ impl PostgresSource {
             .iter()
             .map(|r| r.get::<_, String>(0))
             .collect();
-        Ok(Posture {
-            hba_rules,
-            listen_addresses,
-            listen_scope: listen_scope.as_str().to_string(),
-            ssl: settings.get::<_, String>(1) == "on",
-            password_encryption: settings.get(2),
-            login_roles_without_password,
-            superusers,
-            version: settings.get(3),
-            unauthenticated_login: Some(self.probe_without_password().await),
-            reach: Some(
-                net::reach(self.common.reach, Some(listen_scope), &self.host)
-                    .as_str()
-                    .to_string(),
-            ),
-        })
+        let unauthenticated_login = self.probe_without_password().await;
+        if unauthenticated_login == "inconclusive" {
+            unknown.push(Unknown::new(
+                "unauthenticated_login",
+                "a login as postgres without a password got no answer lockwatch understands",
+                "check that lockwatch's host can reach the server's port, and the server's log",
+            ));
+        }
+        Ok((
+            Posture {
+                hba_reload_verified: Some(file_changed.is_ok()),
+                hba_rules,
+                listen_addresses,
+                listen_scope: listen_scope.as_str().to_string(),
+                ssl: settings.get::<_, String>(1) == "on",
+                password_encryption: settings.get(2),
+                login_roles_without_password,
+                superusers,
+                version: settings.get(3),
+                unauthenticated_login: Some(unauthenticated_login),
+                reach: Some(
+                    net::reach(self.common.reach, Some(listen_scope), &self.host)
+                        .as_str()
+                        .to_string(),
+                ),
+            },
+            unknown,
+        ))
+    }
+
+    /// Why the rules read from pg_hba.conf are not (yet) the ones the server runs, if they are
+    /// not: the file changed after the last reload, or it has lines the server would refuse.
+    /// Without the file's time, a change of the rules with no reload since counts as pending.
+    fn not_yet_live(&self, rules: &[HbaRule], loaded_at: &str, file: Option<&(String, bool)>) -> Option<String> {
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = match file {
+            Some((modified, true)) => Some(format!(
+                "pg_hba.conf changed on disk at {modified}; the server has not reloaded it since {loaded_at}, so the rules it loaded before are still live"
+            )),
+            Some((_, false)) => None,
+            None => match &*last {
+                Some((prev_loaded, prev_rules)) if prev_loaded == loaded_at && prev_rules != rules => Some(format!(
+                    "the rules in pg_hba.conf changed while the server has not reloaded since {loaded_at}, so the rules it loaded before are still live"
+                )),
+                _ => None,
+            },
+        };
+        let errors: Vec<&str> = rules.iter().filter_map(|r| r.error.as_deref()).collect();
+        let refused = (!errors.is_empty()).then(|| {
+            format!(
+                "pg_hba.conf on disk has lines the server cannot parse ({}); a reload keeps the rules loaded before",
+                errors.join("; ")
+            )
+        });
+        let why = pending.or(refused);
+        if why.is_none() {
+            *last = Some((loaded_at.to_string(), rules.to_vec()));
+        }
+        why
+    }
+}
+
+/// A server error as psql shows it: its message and SQLSTATE.
+pub(super) fn db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {} (SQLSTATE {})", d.severity(), d.message(), d.code().code()),
+        None => e.to_string(),
     }
 }
 

@@ -9,7 +9,7 @@ mod tls;
 
 use super::common::{self, classify_flag, classify_rank, classify_risky_member};
 use super::{Assessment, Collection, Common, FieldChange, ResourceKind, Samples, Source, SourceKind};
-use crate::model::{Classification, Finding, Severity};
+use crate::model::{Classification, Finding, Severity, Unknown};
 use crate::net;
 use crate::secret::{self, Secret};
 use anyhow::{Context, anyhow};
@@ -54,6 +54,9 @@ struct PostgresSource {
     native: String,
     config: tokio_postgres::Config,
     ca_file: Option<PathBuf>,
+    /// What the previous collection read (server's config load time, rules on disk): without
+    /// access to the file's own time, a change of the rules with no reload since is pending.
+    last_read: std::sync::Mutex<Option<(String, Vec<HbaRule>)>>,
 }
 
 /// The config and the driver's reading of the URL (or key/value string). Pure.
@@ -104,6 +107,7 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
         native,
         config,
         ca_file: cfg.ca_file,
+        last_read: std::sync::Mutex::new(None),
     }))
 }
 
@@ -155,11 +159,19 @@ struct HbaRule {
     auth_method: String,
     options: Option<Vec<String>>,
     error: Option<String>,
+    /// An earlier line matches every connection this one would: it never applies (first match
+    /// wins). Absent in documents from before it was recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    shadowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Posture {
-    /// `None` when the monitoring role may not read `pg_hba_file_rules`.
+    /// `false` when lockwatch cannot compare pg_hba.conf's time with the server's last reload
+    /// (no EXECUTE on pg_stat_file): it cannot confirm the rules on disk are the live ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hba_reload_verified: Option<bool>,
+    /// The rules the server runs, in file order; `None` when they cannot be read.
     hba_rules: Option<Vec<HbaRule>>,
     listen_addresses: Vec<String>,
     listen_scope: String,
@@ -184,8 +196,8 @@ impl Source for PostgresSource {
 
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
-            let posture = self.observe().await?;
-            Collection::single(&self.common.name, "postgres", &self.native, posture)
+            let (posture, unknown) = self.observe().await?;
+            Collection::single(&self.common.name, "postgres", &self.native, posture, unknown)
         })
     }
 }

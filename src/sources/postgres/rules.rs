@@ -1,6 +1,7 @@
 //! PostgreSQL rules: findings and the direction of each change. Pure.
 
 use super::*;
+use crate::model::ChangeClass;
 
 /// Number of addresses a rule's address/netmask leaves open, as a fraction of its family's
 /// space in bits: `None` for rules that only match local connections.
@@ -39,6 +40,63 @@ fn open_bits(rule: &HbaRule) -> Option<u32> {
     }
     // Scale to a 128-bit space so IPv4 and IPv6 rules compare.
     Some((family_bits - prefix.min(family_bits)) * (128 / family_bits))
+}
+
+/// An address rule's network: (address, prefix length), when it is numeric.
+fn network(rule: &HbaRule) -> Option<(IpAddr, u32)> {
+    let ip: IpAddr = rule.address.as_deref()?.parse().ok()?;
+    let prefix = match rule.netmask.as_deref().and_then(|m| m.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+        Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+        None if ip.is_ipv4() => 32,
+        None => 128,
+    };
+    Some((ip, prefix))
+}
+
+fn in_network(ip: IpAddr, (net, prefix): (IpAddr, u32)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - prefix.min(32)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - prefix.min(128)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Does rule `a` match every connection rule `b` would match? (Then `b`, later in the file,
+/// never applies: the first matching line decides.)
+fn covers(a: &HbaRule, b: &HbaRule) -> bool {
+    let kind = a.kind == b.kind || (a.kind == "host" && b.kind.starts_with("host"));
+    // `all` matches every database but `replication`, which must be named.
+    let names = |a: &[String], b: &[String], database: bool| {
+        if a.iter().any(|x| x == "all") {
+            !(database && b.iter().any(|x| x == "replication"))
+        } else {
+            !b.iter().any(|x| x == "all") && b.iter().all(|x| a.contains(x))
+        }
+    };
+    let address = a.kind == "local"
+        || a.address.as_deref() == Some("all")
+        || match (network(a), network(b)) {
+            (Some(na), Some((ib, pb))) => na.1 <= pb && in_network(ib, na),
+            _ => a.address.is_some() && a.address == b.address && a.netmask == b.netmask,
+        };
+    kind && names(&a.database, &b.database, true) && names(&a.user_name, &b.user_name, false) && address
+}
+
+/// Mark every rule that an earlier rule covers (first match wins). Pure.
+pub(super) fn mark_shadowed(rules: &mut [HbaRule]) {
+    for i in 0..rules.len() {
+        let shadowed = rules[..i]
+            .iter()
+            .any(|earlier| earlier.error.is_none() && covers(earlier, &rules[i]));
+        rules[i].shadowed = shadowed;
+    }
 }
 
 fn admits_remote(rule: &HbaRule) -> bool {
@@ -123,16 +181,35 @@ fn quote_rules(rules: &[&HbaRule]) -> String {
 pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not a postgres posture: {e}"))?;
     let mut out = Vec::new();
-    match &p.hba_rules {
-        None => out.push(Finding::new(
-            "postgres.hba.unreadable",
-            Severity::Low,
+    if p.hba_reload_verified == Some(false) {
+        out.push(Finding::new(
+            "postgres.hba.reload_unverified",
+            Severity::Medium,
             false,
-            "The monitoring role cannot read pg_hba_file_rules, so authentication rules are not watched. \
-             As a superuser: GRANT SELECT ON pg_hba_file_rules TO lockwatch; GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO lockwatch;",
-        )),
-        Some(rules) => {
-            let pick = |f: &dyn Fn(&HbaRule) -> bool| rules.iter().filter(|r| f(r)).collect::<Vec<_>>();
+            "lockwatch cannot compare pg_hba.conf's modification time with the server's last reload, so it cannot confirm \
+             that the rules on disk are the ones the server runs (it still notices an edit that is not reloaded, but not \
+             across its own restart). As a superuser: GRANT EXECUTE ON FUNCTION pg_stat_file(text) TO <monitoring role>; \
+             (it reads only the file's times; the role also needs pg_read_all_settings to find the file).",
+        ));
+    }
+    // (Rules that cannot be read are lockwatch's own finding, <kind>.visibility.lost.)
+    if let Some(rules) = &p.hba_rules {
+        {
+            let shadowed: Vec<&HbaRule> = rules.iter().filter(|r| r.shadowed).collect();
+            if !shadowed.is_empty() {
+                out.push(Finding::new(
+                    "postgres.hba.shadowed",
+                    Severity::Low,
+                    false,
+                    format!(
+                        "pg_hba.conf lines that never apply, because an earlier line matches every connection they would (the first \
+                         matching line decides): {}. A `reject` among them protects nothing; move it above the line that matches first.",
+                        quote_rules(&shadowed)
+                    ),
+                ));
+            }
+            let live: Vec<&HbaRule> = rules.iter().filter(|r| !r.shadowed).collect();
+            let pick = |f: &dyn Fn(&HbaRule) -> bool| live.iter().copied().filter(|r| f(r)).collect::<Vec<_>>();
             let trust_remote = pick(&|r| r.auth_method == "trust" && admits_remote(r));
             if !trust_remote.is_empty() {
                 out.push(Finding::new(
@@ -161,7 +238,8 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
                     ),
                 ));
             }
-            let cleartext = pick(&|r| r.auth_method == "password" && admits_remote(r) && !(r.kind == "hostssl" && p.ssl));
+            let cleartext =
+                pick(&|r| r.auth_method == "password" && admits_remote(r) && !(r.kind == "hostssl" && p.ssl));
             if !cleartext.is_empty() {
                 out.push(Finding::new(
                     "postgres.hba.password_remote",
@@ -197,7 +275,11 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
                         "pg_hba.conf has {} line(s) the server cannot parse ({}); the next reload will be refused and \
                          the running rules may differ from the file. Fix the file and check pg_hba_file_rules.error.",
                         broken.len(),
-                        broken.iter().filter_map(|r| r.error.as_deref()).collect::<Vec<_>>().join("; ")
+                        broken
+                            .iter()
+                            .filter_map(|r| r.error.as_deref())
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                 ));
             }
@@ -259,10 +341,30 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
     Ok(Assessment::new(out, p.reach.as_deref().and_then(net::Reach::parse)))
 }
 
-/// The `hba_rules` element a pointer like `/hba_rules/3/auth_method` is about, in a document.
-fn rule_at<'a>(doc: &'a Value, path: &str) -> Option<HbaRule> {
-    let idx: usize = path.split('/').nth(2)?.parse().ok()?;
-    serde_json::from_value(doc.get("hba_rules")?.get(idx)?.clone()).ok()
+/// The same line with another method or connection type: weaker, stronger or neither.
+fn compare_methods(old: &HbaRule, new: &HbaRule) -> Classification {
+    let method = match (method_rank(&old.auth_method), method_rank(&new.auth_method)) {
+        (Some(b), Some(a)) if a < b => Classification::weakened(match new.auth_method.as_str() {
+            "trust" => Severity::Critical,
+            "password" => Severity::High,
+            _ => Severity::Medium,
+        }),
+        (Some(b), Some(a)) if a > b => Classification::STRENGTHENED,
+        _ => Classification::NEUTRAL,
+    };
+    let kind = classify_rank(
+        &Value::from(old.kind.as_str()),
+        &Value::from(new.kind.as_str()),
+        &["host", "hostnossl", "hostnogssenc", "hostgssenc", "hostssl", "local"],
+        Classification::weakened(Severity::High),
+    );
+    match (method.class, kind.class) {
+        (ChangeClass::Weakened, ChangeClass::Weakened) => Classification::weakened(method.severity.max(kind.severity)),
+        (ChangeClass::Weakened, _) => method,
+        (_, ChangeClass::Weakened) => kind,
+        (ChangeClass::Strengthened, _) | (_, ChangeClass::Strengthened) => Classification::STRENGTHENED,
+        _ => Classification::NEUTRAL,
+    }
 }
 
 pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
@@ -272,63 +374,41 @@ pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
     let parts: Vec<&str> = c.path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["hba_rules", _] => {
-            // A whole rule appeared or went away.
-            let (rule, added) = match (c.before.is_null(), c.after.is_null()) {
-                (true, false) => (c.after, true),
-                (false, true) => (c.before, false),
-                _ => return Classification::NEUTRAL,
+            // Lists are diffed as sets: a line whose method was edited is the old line removed
+            // and the new one added. The added half is judged against the line it replaces.
+            let parse = |v: &Value| serde_json::from_value::<HbaRule>(v.clone()).ok();
+            // The same line: same databases, users and addresses (host, hostssl… count as one).
+            let same_match = |a: &HbaRule, b: &HbaRule| {
+                (a.kind == "local") == (b.kind == "local")
+                    && (&a.database, &a.user_name, &a.address, &a.netmask)
+                        == (&b.database, &b.user_name, &b.address, &b.netmask)
             };
-            let Ok(rule) = serde_json::from_value::<HbaRule>(rule.clone()) else {
-                return Classification::NEUTRAL;
+            let live_in = |doc: &Value, r: &HbaRule| {
+                doc.get("hba_rules")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(parse)
+                    .find(|x| !x.shadowed && same_match(x, r))
             };
-            let is_reject = rule.auth_method == "reject";
-            if added != is_reject {
-                // An allowing rule added, or a reject rule removed.
-                Classification::weakened(match rule.auth_method.as_str() {
-                    "trust" if admits_remote(&rule) => Severity::Critical,
-                    "trust" | "password" => Severity::High,
-                    _ => Severity::Medium,
-                })
-            } else {
-                Classification::STRENGTHENED
-            }
-        }
-        ["hba_rules", _, "auth_method"] => {
-            let (b, a) = (
-                c.before.as_str().and_then(method_rank),
-                c.after.as_str().and_then(method_rank),
-            );
-            match (b, a) {
-                (Some(b), Some(a)) if a < b => Classification::weakened(match c.after.as_str() {
-                    Some("trust") => Severity::Critical,
-                    Some("password") => Severity::High,
-                    _ => Severity::Medium,
-                }),
-                (Some(b), Some(a)) if a > b => Classification::STRENGTHENED,
-                _ => Classification::NEUTRAL,
-            }
-        }
-        ["hba_rules", _, "address" | "netmask"] => {
-            let open = |doc| rule_at(doc, c.path).map(|r| open_bits(&r));
-            match (open(c.before_doc), open(c.after_doc)) {
-                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
-                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
-                _ => Classification::NEUTRAL,
-            }
-        }
-        ["hba_rules", _, "type"] => classify_rank(
-            c.before,
-            c.after,
-            &["host", "hostnossl", "hostnogssenc", "hostgssenc", "hostssl", "local"],
-            Classification::weakened(Severity::High),
-        ),
-        ["hba_rules", _, "database" | "user_name", ..] => {
-            let covers_all = |doc| {
-                rule_at(doc, c.path).map(|r| r.database.iter().chain(&r.user_name).filter(|v| *v == "all").count())
-            };
-            match (covers_all(c.before_doc), covers_all(c.after_doc)) {
-                (Some(b), Some(a)) if a > b => Classification::weakened(Severity::Medium),
-                (Some(b), Some(a)) if a < b => Classification::STRENGTHENED,
+            match (parse(c.before), parse(c.after)) {
+                (None, Some(added)) if added.shadowed => Classification::NEUTRAL,
+                (None, Some(added)) => match live_in(c.before_doc, &added) {
+                    Some(old) => compare_methods(&old, &added),
+                    None if added.auth_method == "reject" => Classification::STRENGTHENED,
+                    None => Classification::weakened(match added.auth_method.as_str() {
+                        "trust" if admits_remote(&added) => Severity::Critical,
+                        "trust" | "password" => Severity::High,
+                        _ => Severity::Medium,
+                    }),
+                },
+                (Some(removed), None) if removed.shadowed => Classification::NEUTRAL,
+                (Some(removed), None) => match live_in(c.after_doc, &removed) {
+                    // The other half of an edit: the added line carries the verdict.
+                    Some(_) => Classification::NEUTRAL,
+                    None if removed.auth_method == "reject" => Classification::weakened(Severity::Medium),
+                    None => Classification::STRENGTHENED,
+                },
                 _ => Classification::NEUTRAL,
             }
         }
@@ -355,7 +435,6 @@ pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ChangeClass;
     use serde_json::json;
 
     fn rule(kind: &str, address: Option<&str>, netmask: Option<&str>, method: &str) -> Value {
@@ -443,13 +522,13 @@ mod tests {
                 ],
             ),
             (
-                "hba unreadable",
+                "hba unreadable: lockwatch's own visibility finding, not the kind's",
                 {
                     let mut p = posture(vec![]);
                     p["hba_rules"] = Value::Null;
                     p
                 },
-                vec![("postgres.hba.unreadable", Severity::Low, false)],
+                vec![],
             ),
             (
                 "md5 and passwordless roles",
@@ -556,97 +635,130 @@ mod tests {
     #[test]
     fn classify_table() {
         let r_scram = rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "scram-sha-256");
-        let r_world = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "scram-sha-256");
         let narrow = posture(vec![r_scram.clone()]);
-        let wide = posture(vec![r_world.clone()]);
+        let with_method = |kind: &str, m: &str| rule(kind, Some("127.0.0.1"), Some("255.255.255.255"), m);
+        let doc_of = |rules: Vec<Value>| posture(rules);
+        let trust_narrow = doc_of(vec![with_method("host", "trust")]);
+        let md5_narrow = doc_of(vec![with_method("host", "md5")]);
+        let password_narrow = doc_of(vec![with_method("host", "password")]);
+        let hostssl_narrow = doc_of(vec![with_method("hostssl", "scram-sha-256")]);
+        let world_scram = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "scram-sha-256");
+        let wide = doc_of(vec![world_scram.clone()]);
+        let world_trust = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust");
+        let with_world_trust = doc_of(vec![r_scram.clone(), world_trust.clone()]);
+        let ten_scram = rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "scram-sha-256");
+        let with_ten = doc_of(vec![ten_scram.clone(), r_scram.clone()]);
+        let world_reject = rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject");
+        let with_reject = doc_of(vec![world_reject.clone(), r_scram.clone()]);
+        let empty = doc_of(vec![]);
+        // Rules are diffed as a set: an edited line is the old line removed and the new one
+        // added; the added half carries the verdict, judged against the line it replaces.
         let cases: Vec<(&str, Value, Value, &Value, &Value, ChangeClass, Severity)> = vec![
             (
-                "/hba_rules/0/auth_method",
-                json!("scram-sha-256"),
-                json!("trust"),
+                "/hba_rules/0",
+                Value::Null,
+                with_method("host", "trust"),
                 &narrow,
-                &narrow,
+                &trust_narrow,
                 ChangeClass::Weakened,
                 Severity::Critical,
             ),
             (
-                "/hba_rules/0/auth_method",
-                json!("scram-sha-256"),
-                json!("md5"),
+                "/hba_rules/0",
+                r_scram.clone(),
+                Value::Null,
                 &narrow,
+                &trust_narrow,
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                with_method("host", "md5"),
                 &narrow,
+                &md5_narrow,
                 ChangeClass::Weakened,
                 Severity::Medium,
             ),
             (
-                "/hba_rules/0/auth_method",
-                json!("md5"),
-                json!("password"),
+                "/hba_rules/0",
+                Value::Null,
+                with_method("host", "password"),
+                &md5_narrow,
+                &password_narrow,
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                r_scram.clone(),
+                &trust_narrow,
                 &narrow,
+                ChangeClass::Strengthened,
+                Severity::Low,
+            ),
+            (
+                "/hba_rules/0",
+                Value::Null,
+                r_scram.clone(),
+                &hostssl_narrow,
                 &narrow,
                 ChangeClass::Weakened,
                 Severity::High,
             ),
             (
-                "/hba_rules/0/auth_method",
-                json!("trust"),
-                json!("scram-sha-256"),
-                &narrow,
-                &narrow,
-                ChangeClass::Strengthened,
-                Severity::Low,
-            ),
-            (
-                "/hba_rules/0/address",
-                json!("127.0.0.1"),
-                json!("0.0.0.0"),
+                "/hba_rules/0",
+                Value::Null,
+                world_scram.clone(),
                 &narrow,
                 &wide,
                 ChangeClass::Weakened,
                 Severity::Medium,
             ),
             (
-                "/hba_rules/0/netmask",
-                json!("0.0.0.0"),
-                json!("255.255.255.255"),
-                &wide,
+                "/hba_rules/0",
+                r_scram.clone(),
+                Value::Null,
                 &narrow,
+                &wide,
                 ChangeClass::Strengthened,
                 Severity::Low,
             ),
             (
-                "/hba_rules/0",
+                "/hba_rules/1",
                 Value::Null,
-                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "trust"),
+                world_trust.clone(),
                 &narrow,
-                &narrow,
+                &with_world_trust,
                 ChangeClass::Weakened,
                 Severity::Critical,
             ),
             (
                 "/hba_rules/0",
                 Value::Null,
-                rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "scram-sha-256"),
+                ten_scram.clone(),
                 &narrow,
+                &with_ten,
+                ChangeClass::Weakened,
+                Severity::Medium,
+            ),
+            (
+                "/hba_rules/0",
+                world_reject.clone(),
+                Value::Null,
+                &with_reject,
                 &narrow,
                 ChangeClass::Weakened,
                 Severity::Medium,
             ),
             (
                 "/hba_rules/0",
-                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
                 Value::Null,
+                world_reject.clone(),
                 &narrow,
-                &narrow,
-                ChangeClass::Weakened,
-                Severity::Medium,
-            ),
-            (
-                "/hba_rules/0",
-                Value::Null,
-                rule("host", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
-                &narrow,
-                &narrow,
+                &with_reject,
                 ChangeClass::Strengthened,
                 Severity::Low,
             ),
@@ -655,18 +767,9 @@ mod tests {
                 r_scram.clone(),
                 Value::Null,
                 &narrow,
-                &narrow,
+                &empty,
                 ChangeClass::Strengthened,
                 Severity::Low,
-            ),
-            (
-                "/hba_rules/0/type",
-                json!("hostssl"),
-                json!("host"),
-                &narrow,
-                &narrow,
-                ChangeClass::Weakened,
-                Severity::High,
             ),
             (
                 "/ssl",
@@ -733,6 +836,149 @@ mod tests {
             });
             assert_eq!((got.class, got.severity), (class, sev), "{path}: {before} -> {after}");
         }
+    }
+
+    fn hba(kind: &str, db: &str, user: &str, addr: Option<&str>, mask: Option<&str>, method: &str) -> HbaRule {
+        HbaRule {
+            kind: kind.into(),
+            database: db.split(',').map(String::from).collect(),
+            user_name: user.split(',').map(String::from).collect(),
+            address: addr.map(String::from),
+            netmask: mask.map(String::from),
+            auth_method: method.into(),
+            options: None,
+            error: None,
+            shadowed: false,
+        }
+    }
+
+    #[test]
+    fn first_match_wins_table() {
+        let any4 = (Some("0.0.0.0"), Some("0.0.0.0"));
+        let ten = (Some("10.0.0.0"), Some("255.0.0.0"));
+        let ten_one = (Some("10.1.0.0"), Some("255.255.0.0"));
+        let cases: Vec<(&str, Vec<HbaRule>, Vec<bool>)> = vec![
+            (
+                "a reject for everyone first: the trust below never applies",
+                vec![
+                    hba("host", "all", "all", any4.0, any4.1, "reject"),
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                ],
+                vec![false, true],
+            ),
+            (
+                "a trust first: the reject below protects nothing",
+                vec![
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                    hba("host", "all", "all", ten.0, ten.1, "reject"),
+                ],
+                vec![false, true],
+            ),
+            (
+                "a narrower range first does not cover a wider one",
+                vec![
+                    hba("host", "all", "all", ten.0, ten.1, "reject"),
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                ],
+                vec![false, false],
+            ),
+            (
+                "a subnet inside an earlier network is covered",
+                vec![
+                    hba("host", "all", "all", ten.0, ten.1, "scram-sha-256"),
+                    hba("host", "all", "all", ten_one.0, ten_one.1, "trust"),
+                ],
+                vec![false, true],
+            ),
+            (
+                "host covers hostssl; hostssl does not cover host",
+                vec![
+                    hba("hostssl", "all", "all", any4.0, any4.1, "scram-sha-256"),
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                    hba("hostssl", "all", "all", any4.0, any4.1, "trust"),
+                ],
+                vec![false, false, true],
+            ),
+            (
+                "one database does not cover all; all does not cover replication",
+                vec![
+                    hba("host", "app", "all", any4.0, any4.1, "reject"),
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                    hba("host", "replication", "all", any4.0, any4.1, "trust"),
+                ],
+                vec![false, false, false],
+            ),
+            (
+                "a user list covers its subset",
+                vec![
+                    hba("host", "all", "alice,bob", any4.0, any4.1, "reject"),
+                    hba("host", "all", "bob", any4.0, any4.1, "trust"),
+                ],
+                vec![false, true],
+            ),
+            (
+                "local lines cover local lines only",
+                vec![
+                    hba("local", "all", "all", None, None, "peer"),
+                    hba("host", "all", "all", any4.0, any4.1, "trust"),
+                ],
+                vec![false, false],
+            ),
+        ];
+        for (name, mut rules, want) in cases {
+            mark_shadowed(&mut rules);
+            assert_eq!(
+                rules.iter().map(|r| r.shadowed).collect::<Vec<_>>(),
+                want,
+                "case: {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn shadowed_lines_are_not_live_holes() {
+        let mut rules = vec![
+            hba("host", "all", "all", Some("0.0.0.0"), Some("0.0.0.0"), "reject"),
+            hba("host", "all", "all", Some("0.0.0.0"), Some("0.0.0.0"), "trust"),
+        ];
+        mark_shadowed(&mut rules);
+        let doc = posture(rules.iter().map(|r| serde_json::to_value(r).unwrap()).collect());
+        let found: Vec<String> = assess(&doc).unwrap().findings.into_iter().map(|f| f.rule).collect();
+        assert_eq!(found, vec!["postgres.hba.shadowed".to_string()]);
+        // The same two lines the other way round: the trust is live, the reject protects nothing.
+        let mut rules = vec![rules[1].clone(), rules[0].clone()];
+        mark_shadowed(&mut rules);
+        let doc = posture(rules.iter().map(|r| serde_json::to_value(r).unwrap()).collect());
+        let found: Vec<String> = assess(&doc).unwrap().findings.into_iter().map(|f| f.rule).collect();
+        assert_eq!(
+            found,
+            vec![
+                "postgres.hba.shadowed".to_string(),
+                "postgres.hba.trust_remote".to_string()
+            ]
+        );
+        // A trust line appearing only as a shadowed line is no weakening.
+        let c = classify(&FieldChange {
+            path: "/hba_rules/1",
+            before: &Value::Null,
+            after: &serde_json::to_value(&rules[1]).unwrap(),
+            before_doc: &doc,
+            after_doc: &doc,
+        });
+        assert_eq!(c.class, ChangeClass::Neutral);
+        // Without EXECUTE on pg_stat_file lockwatch says it cannot verify reloads.
+        let mut doc = posture(vec![]);
+        doc["hba_reload_verified"] = json!(false);
+        let found: Vec<(String, Severity)> = assess(&doc)
+            .unwrap()
+            .findings
+            .into_iter()
+            .map(|f| (f.rule, f.severity))
+            .collect();
+        assert_eq!(
+            found,
+            vec![("postgres.hba.reload_unverified".to_string(), Severity::Medium)]
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl RedisSource {
         client.get_multiplexed_async_connection_with_config(&cfg).await
     }
 
-    pub(super) async fn observe(&self) -> anyhow::Result<Posture> {
+    pub(super) async fn observe(&self) -> anyhow::Result<(Posture, Vec<Unknown>)> {
         let mut con = match self.connect(true).await {
             Ok(con) => con,
             // With its password removed, Redis refuses AUTH itself ("called without any password
@@ -66,32 +66,69 @@ impl RedisSource {
             .find_map(|l| l.strip_prefix("redis_version:"))
             .map(|v| v.trim().to_string());
 
-        let requirepass = config_get(&mut con, "requirepass").await.map(|v| !v.is_empty());
-        let protected_mode = config_get(&mut con, "protected-mode").await.map(|v| v == "yes");
-        let bind = config_get(&mut con, "bind")
-            .await
+        let mut unknown = Vec::new();
+        let config_fix =
+            "give the monitoring user CONFIG GET (ACL SETUSER <user> +config|get), and keep CONFIG under its own name";
+        let mut config = |field: &str, key: &str, r: Result<Option<String>, String>| match r {
+            Ok(v) => v,
+            Err(e) => {
+                unknown.push(Unknown::new(field, format!("CONFIG GET {key} failed: {e}"), config_fix));
+                None
+            }
+        };
+        let requirepass = config(
+            "requirepass_set",
+            "requirepass",
+            config_get(&mut con, "requirepass").await,
+        )
+        .map(|v| !v.is_empty());
+        let protected_mode = config(
+            "protected_mode",
+            "protected-mode",
+            config_get(&mut con, "protected-mode").await,
+        )
+        .map(|v| v == "yes");
+        let bind = config("bind", "bind", config_get(&mut con, "bind").await)
             .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>());
-        let tls_port = config_get(&mut con, "tls-port")
-            .await
-            .and_then(|v| v.parse::<u16>().ok());
-        let acl: Option<Vec<String>> = redis::cmd("ACL").arg("LIST").query_async(&mut con).await.ok();
-        let acl_nopass_users = acl.map(|lines| nopass_users(&lines));
+        let tls_port =
+            config("tls_port", "tls-port", config_get(&mut con, "tls-port").await).and_then(|v| v.parse::<u16>().ok());
+        let acl_nopass_users = match redis::cmd("ACL").arg("LIST").query_async::<Vec<String>>(&mut con).await {
+            Ok(lines) => Some(nopass_users(&lines)),
+            Err(e) => {
+                unknown.push(Unknown::new(
+                    "acl_nopass_users",
+                    format!("ACL LIST failed: {}", reply_error(&e)),
+                    "give the monitoring user ACL LIST (ACL SETUSER <user> +acl|list)",
+                ));
+                None
+            }
+        };
         let scope = bind.as_ref().map(|b| net::widest(b.iter().map(String::as_str)));
         let listen_scope = scope.map(|s| s.as_str().to_string());
         let reach = Some(net::reach(self.common.reach, scope, &self.host).as_str().to_string());
 
         let unauthenticated_probe = self.probe_without_credentials().await;
-        Ok(Posture {
-            unauthenticated_probe,
-            requirepass_set: requirepass,
-            acl_nopass_users,
-            protected_mode,
-            bind,
-            listen_scope,
-            tls_port,
-            version,
-            reach,
-        })
+        if unauthenticated_probe == "inconclusive" {
+            unknown.push(Unknown::new(
+                "unauthenticated_probe",
+                "a command sent without credentials got no answer lockwatch understands",
+                "check that lockwatch's host can reach the server's port, and the server's log",
+            ));
+        }
+        Ok((
+            Posture {
+                unauthenticated_probe,
+                requirepass_set: requirepass,
+                acl_nopass_users,
+                protected_mode,
+                bind,
+                listen_scope,
+                tls_port,
+                version,
+                reach,
+            },
+            unknown,
+        ))
     }
 
     fn auth_error(&self, e: &redis::RedisError) -> anyhow::Error {
@@ -139,12 +176,27 @@ impl RedisSource {
     }
 }
 
-async fn config_get(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
-    let pairs: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query_async(con).await.ok()?;
-    pairs
+/// `CONFIG GET key`: the value, `None` when the server has no such key, an error when the
+/// monitoring user may not run it (or CONFIG was renamed away).
+async fn config_get(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Result<Option<String>, String> {
+    let pairs: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(key)
+        .query_async(con)
+        .await
+        .map_err(|e| reply_error(&e))?;
+    Ok(pairs
         .chunks(2)
         .find(|c| c.len() == 2 && c[0] == key)
-        .map(|c| c[1].clone())
+        .map(|c| c[1].clone()))
+}
+
+/// A server's error reply, as it said it (`NOPERM …`, `ERR unknown command …`).
+fn reply_error(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        _ => e.to_string(),
+    }
 }
 
 /// A RESP reply line to a probe → outcome.

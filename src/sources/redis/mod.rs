@@ -8,7 +8,7 @@ mod rules;
 
 use super::common::{self, classify_flag, classify_rank, classify_risky_member};
 use super::{Assessment, Collection, Common, FieldChange, ResourceKind, Samples, Source, SourceKind};
-use crate::model::{Classification, Finding, Severity};
+use crate::model::{Classification, Finding, Severity, Unknown};
 use crate::net;
 use crate::secret::{self, Secret};
 use anyhow::{Context, anyhow};
@@ -146,12 +146,13 @@ impl Source for RedisSource {
 
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
         Box::pin(async move {
-            let posture = self.observe().await?;
+            let (posture, unknown) = self.observe().await?;
             Collection::single(
                 &self.common.name,
                 "redis",
                 &common::host_port(&self.host, self.port),
                 posture,
+                unknown,
             )
         })
     }
