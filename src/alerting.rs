@@ -25,6 +25,16 @@ pub struct OpenAlert {
     pub message: String,
     pub opened_at: i64,
     pub last_notified_at: i64,
+    /// Opened and resolved too often in the last hour: held open until stable.
+    pub flapping: bool,
+    /// Cycles in a row its condition has been absent while held open as flapping.
+    pub clear_cycles: u32,
+}
+
+/// A condition's identity for a suppression: a suppression granted for it holds while the
+/// finding says the same thing, whatever else in the posture changes.
+pub fn condition_hash(c: &Condition) -> String {
+    crate::model::document_hash(&format!("{}\u{1f}{}\u{1f}{}", c.rule, c.severity.as_str(), c.message))
 }
 
 /// Which email a resource gets this cycle.
@@ -181,6 +191,8 @@ mod tests {
             message: format!("{rule} msg"),
             opened_at: 0,
             last_notified_at: notified,
+            flapping: false,
+            clear_cycles: 0,
         }
     }
     use Severity::*;

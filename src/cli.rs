@@ -159,7 +159,37 @@ pub fn baseline_show(config: &Config, resource: Option<&str>, format: Format) ->
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn baseline_accept(config: &Config, resource: Option<&str>) -> anyhow::Result<ExitCode> {
+/// The local user who runs a command, for the record (`sudo` keeps the caller's name).
+pub fn local_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        // SAFETY: getuid has no preconditions.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
+}
+
+fn print_changes(out: &mut impl std::io::Write, changes: &[crate::model::Change]) -> std::io::Result<()> {
+    for c in changes {
+        writeln!(
+            out,
+            "  {} {}: {} → {}",
+            c.class.as_str(),
+            c.path,
+            show_value(&c.before),
+            show_value(&c.after)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn baseline_accept(
+    config: &Config,
+    resource: Option<&str>,
+    yes: bool,
+    snapshot: Option<&str>,
+    reason: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, IsTerminal, Write};
     let mut store = open_existing(config)?;
     if let Some(r) = resource
         && !store.resource_exists(r)?
@@ -169,16 +199,83 @@ pub fn baseline_accept(config: &Config, resource: Option<&str>) -> anyhow::Resul
             store.path.display()
         );
     }
-    let changed = store.accept_baseline(resource, chrono::Utc::now().timestamp())?;
-    if changed.is_empty() {
-        println!("nothing to accept: the baseline already equals the current posture");
+    let shown = store.acceptable(resource)?;
+    let known = store.load_known()?;
+    let mut out = std::io::stdout().lock();
+    if let (Some(pin), Some(id)) = (snapshot, resource) {
+        let snaps = store.snapshots(id)?;
+        let Some(pinned) = snaps.iter().find(|s| !pin.is_empty() && s.hash.starts_with(pin)) else {
+            bail!("{id} has no snapshot {pin:?} (see `lockwatch history {id}` for its snapshots)");
+        };
+        let current = snaps.last().map(|s| s.hash.clone()).unwrap_or_default();
+        if pinned.hash != current {
+            let kind = known.get(id).map(|k| k.kind.clone()).unwrap_or_default();
+            let newer = evaluate::evaluate(&kind, &pinned.document, &known[id].document.value());
+            writeln!(
+                out,
+                "{id} changed since snapshot {}; the changes after it:",
+                &pinned.hash[..12.min(pinned.hash.len())]
+            )?;
+            print_changes(&mut out, &newer.changes)?;
+            bail!(
+                "refused: the current posture is not the one you pinned; look at it again (lockwatch history {id}) before accepting it"
+            );
+        }
     }
-    for id in changed {
-        println!(
-            "accepted the current posture of {id} as its baseline; the daemon resolves its drift alert on the next cycle"
-        );
+    if shown.is_empty() {
+        writeln!(
+            out,
+            "nothing to accept: the baseline already equals the current posture"
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    for (id, hash) in &shown {
+        let k = &known[id];
+        let e = evaluate::evaluate(&k.kind, &k.baseline.value(), &k.document.value());
+        writeln!(
+            out,
+            "{id}: accept snapshot {} as the baseline; it changes:",
+            &hash[..12.min(hash.len())]
+        )?;
+        print_changes(&mut out, &e.changes)?;
+        if e.changes.iter().any(|c| c.class == crate::model::ChangeClass::Weakened) {
+            writeln!(out, "  (this lowers the protection lockwatch holds {id} to)")?;
+        }
+    }
+    out.flush()?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("not on a terminal: read the changes above, then run again with --yes to accept them");
+        }
+        write!(
+            out,
+            "Accept {} as shown? [y/N] ",
+            if shown.len() == 1 { "this" } else { "these" }
+        )?;
+        out.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            writeln!(out, "nothing accepted")?;
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let who = local_user();
+    match store.accept_baseline(&shown, chrono::Utc::now().timestamp(), &who, reason)? {
+        Ok(ids) => {
+            for id in ids {
+                writeln!(
+                    out,
+                    "accepted the posture shown as the baseline of {id} (by {who}); the daemon resolves its drift alert on the next cycle"
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(moved) => bail!(
+            "refused: {} changed after it was shown; nothing was accepted. Run the command again to see the new posture",
+            moved.join(", ")
+        ),
+    }
 }
 
 pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Result<ExitCode> {
@@ -200,7 +297,11 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
         let changes = prev
             .map(|p| evaluate::evaluate(&k.kind, p, &s.document).changes)
             .unwrap_or_default();
-        let events: Vec<&str> = baselines.iter().filter(|b| b.0 == s.id).map(|b| b.2.as_str()).collect();
+        let events: Vec<&str> = baselines
+            .iter()
+            .filter(|b| b.snapshot_id == s.id)
+            .map(|b| b.how.as_str())
+            .collect();
         entries.push((s, changes, events));
         prev = Some(&s.document);
     }
@@ -210,7 +311,7 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
                 .iter()
                 .map(|(s, changes, _)| json!({"observed_at": ts(s.observed_at), "hash": s.hash, "changes": changes, "document": s.document}))
                 .collect();
-            let b: Vec<_> = baselines.iter().map(|(snap, at, how)| json!({"snapshot_hash": snaps.iter().find(|s| s.id == *snap).map(|s| s.hash.clone()), "at": ts(*at), "how": how})).collect();
+            let b: Vec<_> = baselines.iter().map(|e| json!({"snapshot_hash": snaps.iter().find(|s| s.id == e.snapshot_id).map(|s| s.hash.clone()), "at": ts(e.at), "how": e.how, "by": e.actor, "reason": e.reason})).collect();
             let a: Vec<_> = alerts.iter().map(|(rule, sev, o, r)| json!({"rule": rule, "severity": sev, "opened_at": ts(*o), "resolved_at": r.map(ts)})).collect();
             println!(
                 "{}",
@@ -236,13 +337,19 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
                     );
                 }
             }
-            for (snap, at, how) in &baselines {
+            for e in &baselines {
                 let hash = snaps
                     .iter()
-                    .find(|s| s.id == *snap)
+                    .find(|s| s.id == e.snapshot_id)
                     .map(|s| s.hash[..12.min(s.hash.len())].to_string())
                     .unwrap_or_default();
-                println!("{}  baseline set ({how}) to snapshot {hash}", ts(*at));
+                let how = match e.how.as_str() {
+                    "raised" => "raised: the resource became strictly stronger".to_string(),
+                    how => how.to_string(),
+                };
+                let by = e.actor.as_ref().map(|a| format!(" by {a}")).unwrap_or_default();
+                let why = e.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+                println!("{}  baseline set ({how}{by}{why}) to snapshot {hash}", ts(e.at));
             }
             for (rule, sev, opened, resolved) in &alerts {
                 println!(
@@ -289,15 +396,36 @@ pub async fn test_alert(runtime: &Runtime) -> anyhow::Result<ExitCode> {
         in_reply_to: None,
         created_at: now,
     };
-    match sink.send(&message).await {
-        Ok(()) => {
+    match sink.send(&message, &[]).await {
+        Ok(d) if d.accepted.is_empty() => bail!(
+            "test alert not delivered: {}",
+            d.refused
+                .iter()
+                .chain(&d.deferred)
+                .map(|(a, w)| format!("{a}: {w}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Ok(d) => {
+            for (addr, why) in d.refused.iter().chain(&d.deferred) {
+                eprintln!("warning: {addr} did not take the test alert: {why}");
+            }
             match &runtime.email {
-                Some(_) => println!("test alert accepted by {}", sink.describe()),
+                Some(_) => {
+                    println!(
+                        "test alert accepted by {} for {}",
+                        sink.describe(),
+                        d.accepted.join(", ")
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
                 None => {
-                    println!("no [alerts.email] configured: the test alert went to the log only")
+                    println!(
+                        "no [alerts.email] configured: the test alert went to lockwatch's log only, so nobody was paged. Configure [alerts.email] to send alerts."
+                    );
+                    Ok(ExitCode::from(1))
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
         Err(e) => bail!(
             "test alert not delivered: {} ({})",
@@ -324,7 +452,7 @@ pub fn outbox(config: &Config, all: bool) -> anyhow::Result<ExitCode> {
             _ => "not retried (permanent failure)".into(),
         };
         println!(
-            "#{} {} {} {} attempts={} {when}\n    {}{}",
+            "#{} {} {} {} attempts={} {when}\n    {}{}{}",
             r.id,
             ts(r.created_at),
             r.kind,
@@ -333,7 +461,11 @@ pub fn outbox(config: &Config, all: bool) -> anyhow::Result<ExitCode> {
             r.subject,
             r.last_error
                 .map(|e| format!("\n    last error: {e}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            r.refused
+                .iter()
+                .map(|(a, why)| format!("\n    refused by {a}: {why}"))
+                .collect::<String>()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -384,9 +516,28 @@ pub fn suppress(
     let now = chrono::Utc::now().timestamp();
     let end = suppression_end(now, expires, for_, config.settings.max_suppression).map_err(anyhow::Error::msg)?;
     let mut store = open_existing(config)?;
-    let s = store.add_suppression(resource, rule, reason, now, end)?;
+    let known = store.load_known()?;
+    let Some(k) = known.get(resource).filter(|k| !k.deleted) else {
+        bail!("no resource {resource:?} is being watched (see `lockwatch baseline show` for the ids)");
+    };
+    // Only a finding the resource has now can be suppressed, and the suppression is bound to it.
+    let e = evaluate::evaluate(&k.kind, &k.baseline.value(), &k.document.value());
+    let current = crate::alerting::conditions(&e, Severity::Low);
+    let Some(finding) = current.iter().find(|c| c.rule == rule) else {
+        let rules: Vec<&str> = current.iter().map(|c| c.rule.as_str()).collect();
+        bail!(
+            "{resource} has no finding {rule:?} now, so there is nothing to suppress; its current findings: {}",
+            if rules.is_empty() {
+                "none".to_string()
+            } else {
+                rules.join(", ")
+            }
+        );
+    };
+    let hash = crate::alerting::condition_hash(finding);
+    let s = store.add_suppression(resource, rule, reason, now, end, Some((&k.hash, &hash)))?;
     println!(
-        "suppressed {rule} on {resource} until {} (\"{reason}\"); it alerts again if the resource changes before then",
+        "suppressed {rule} on {resource} until {} (\"{reason}\"); it alerts again if the finding changes before then",
         ts(s.expires_at)
     );
     Ok(ExitCode::SUCCESS)

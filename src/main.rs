@@ -108,12 +108,22 @@ enum BaselineAction {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Approve the current posture as the new baseline.
+    /// Approve the current posture as the new baseline. Shows what it accepts and asks first.
     Accept {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         resource: Option<String>,
         #[arg(long)]
         all: bool,
+        /// Accept without asking (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Accept only if the resource's current snapshot is this one (a hash or its prefix,
+        /// from `history`); refused, showing the newer changes, if it changed since.
+        #[arg(long, conflicts_with = "all")]
+        snapshot: Option<String>,
+        /// Why this posture is right (kept in `history`, shown in the mail that follows).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -123,6 +133,12 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        // A closed stdout (`lockwatch history … | head`) ends a command quietly, as Unix tools
+        // do, instead of a panic on the failed write. (The daemon keeps EPIPE as an error.)
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let default_level = if matches!(cli.command, Command::Run) {
         "info"
     } else {
@@ -218,8 +234,21 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             action: BaselineAction::Show { resource, format },
         } => cli::baseline_show(&config, resource.as_deref(), format),
         Command::Baseline {
-            action: BaselineAction::Accept { resource, all },
-        } => cli::baseline_accept(&config, if all { None } else { resource.as_deref() }),
+            action:
+                BaselineAction::Accept {
+                    resource,
+                    all,
+                    yes,
+                    snapshot,
+                    reason,
+                },
+        } => cli::baseline_accept(
+            &config,
+            if all { None } else { resource.as_deref() },
+            yes,
+            snapshot.as_deref(),
+            reason.as_deref(),
+        ),
         Command::History { resource, format } => cli::history(&config, &resource, format),
         Command::TestAlert => cli::test_alert(&build()?).await,
         Command::Outbox { all } => cli::outbox(&config, all),

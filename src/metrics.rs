@@ -55,11 +55,15 @@ pub struct Metrics {
     pub last_success: GaugeVec,
     pub alerts_sent: IntCounter,
     pub alert_send_failures: IntCounter,
+    pub alert_recipients_refused: IntCounter,
     pub alert_queue_depth: IntGauge,
     pub alert_oldest_pending_age: IntGauge,
     pub alerts_open: IntGaugeVec,
     pub cycles: IntCounter,
     pub last_cycle: IntGauge,
+    pub cycle_duration: prometheus::Gauge,
+    pub cycle_overruns: IntCounter,
+    pub reloads: IntCounterVec,
     /// Unix time the scheduler loop last proved alive; `/healthz` reads it.
     pub heartbeat: AtomicI64,
     pub healthy_within_secs: AtomicI64,
@@ -158,6 +162,14 @@ impl Metrics {
                 IntCounter::new("lockwatch_alert_send_failures_total", "Failed alert delivery attempts.")
                     .expect("valid metric"),
             ),
+            alert_recipients_refused: reg(
+                &r,
+                IntCounter::new(
+                    "lockwatch_alert_recipients_refused_total",
+                    "Recipients a mail server refused permanently (the others still got the alert).",
+                )
+                .expect("valid metric"),
+            ),
             alert_queue_depth: reg(
                 &r,
                 IntGauge::new("lockwatch_alert_queue_depth", "Alert emails waiting in the outbox.")
@@ -183,6 +195,27 @@ impl Metrics {
                     "Unix time the last cycle completed.",
                 )
                 .expect("valid metric"),
+            ),
+            cycle_duration: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "lockwatch_cycle_duration_seconds",
+                    "How long the last cycle took, collection to commit.",
+                )
+                .expect("valid metric"),
+            ),
+            cycle_overruns: reg(
+                &r,
+                IntCounter::new(
+                    "lockwatch_cycle_overruns_total",
+                    "Cycles that took longer than the schedule's period (the next one started at once).",
+                )
+                .expect("valid metric"),
+            ),
+            reloads: icv(
+                "lockwatch_config_reloads_total",
+                "Configuration reloads (SIGHUP), by result: ok or refused.",
+                &["result"],
             ),
             heartbeat: AtomicI64::new(chrono::Utc::now().timestamp()),
             healthy_within_secs: AtomicI64::new(i64::MAX),
@@ -211,6 +244,26 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding to a Vec cannot fail");
         String::from_utf8(buf).expect("prometheus text format is UTF-8")
+    }
+
+    /// The sources of the running config get their series at once (before their first cycle),
+    /// so that "never succeeded" is visible.
+    pub fn declare_sources<'a>(&self, names: impl Iterator<Item = &'a str>, now: i64) {
+        for name in names {
+            let l = [name];
+            if self
+                .last_success
+                .get_metric_with_label_values(&l)
+                .map(|g| g.get())
+                .unwrap_or(0.0)
+                == 0.0
+            {
+                self.last_success.with_label_values(&l).set(now as f64);
+            }
+            self.scan_errors.with_label_values(&l).inc_by(0);
+            self.source_blind.with_label_values(&l).add(0);
+            self.source_failures.with_label_values(&l).add(0);
+        }
     }
 
     /// Everything a cycle changes in the metrics, in one place.

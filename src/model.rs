@@ -271,6 +271,9 @@ pub struct Suppression {
     pub granted_at: i64,
     pub expires_at: i64,
     pub posture_hash: String,
+    /// The finding it was granted for (`alerting::condition_hash`): it ends when the finding
+    /// changes, whatever else in the posture does. `None` for suppressions bound to the posture.
+    pub finding_hash: Option<String>,
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
 }

@@ -97,7 +97,29 @@ CREATE UNIQUE INDEX suppressions_active ON suppressions(resource_id, rule) WHERE
 ALTER TABLE outbox ADD COLUMN severity TEXT;
 ALTER TABLE outbox ADD COLUMN rules TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+ALTER TABLE baseline_events ADD COLUMN actor TEXT;
+ALTER TABLE baseline_events ADD COLUMN reason TEXT;
+ALTER TABLE alerts ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN clear_cycles INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX alerts_by_opening ON alerts(opened_at);
+ALTER TABLE suppressions ADD COLUMN finding_hash TEXT;
+ALTER TABLE outbox ADD COLUMN recipients_done TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE outbox ADD COLUMN refused TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
+
+/// A baseline change recorded in history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineEvent {
+    pub snapshot_id: i64,
+    pub at: i64,
+    /// `first seen`, `accepted` or `raised`.
+    pub how: String,
+    /// Who accepted it (the local user), for `accepted`.
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
 
 pub struct Store {
     conn: Connection,
@@ -130,6 +152,10 @@ pub struct OutboxRow {
     pub sent_at: Option<i64>,
     pub severity: Option<Severity>,
     pub rules: Vec<String>,
+    /// Recipients that accepted or refused it on an earlier attempt.
+    pub recipients_done: Vec<String>,
+    /// (recipient, why) refused for good.
+    pub refused: Vec<(String, String)>,
 }
 
 impl OutboxRow {
@@ -157,6 +183,10 @@ pub struct CycleWrites {
     pub deleted: Vec<String>,
     /// Resources whose current posture becomes the baseline because it is strictly stronger.
     pub raised: Vec<String>,
+    /// (resource id, rule): open alerts now held open as flapping.
+    pub flapping: Vec<(String, String)>,
+    /// (resource id, rule, cycles): how long a flapping alert's condition has been absent.
+    pub clearing: Vec<(String, String, u32)>,
     pub opened: Vec<(String, crate::alerting::Condition)>,
     pub updated: Vec<(String, crate::alerting::Condition)>,
     pub resolved: Vec<(String, String)>,
@@ -171,20 +201,36 @@ pub struct CycleWrites {
 }
 
 impl Store {
+    /// Create `state_dir` (mode 0700) if it does not exist — only its last component: a missing
+    /// parent is most likely a typo, and a fresh state there would silently start over with new
+    /// baselines and no suppressions. (Under systemd, `StateDirectory=` creates it.)
+    pub fn create_state_dir(state_dir: &Path) -> anyhow::Result<()> {
+        if state_dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = state_dir.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            bail!(
+                "state_dir {}: its parent directory {} does not exist. Check daemon.state_dir for a typo, or create the parent first",
+                state_dir.display(),
+                parent.display()
+            );
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(state_dir)
+            .with_context(|| {
+                format!(
+                    "creating state_dir {} (point daemon.state_dir somewhere lockwatch may write)",
+                    state_dir.display()
+                )
+            })
+    }
+
     /// Open (creating if needed) the state file in `state_dir`: directory 0700, file 0600.
     pub fn open(state_dir: &Path) -> anyhow::Result<Store> {
-        if !state_dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(state_dir)
-                .with_context(|| {
-                    format!(
-                        "creating state_dir {} (create it, or point daemon.state_dir somewhere lockwatch may write)",
-                        state_dir.display()
-                    )
-                })?;
-        }
+        Self::create_state_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
         if !path.exists() {
             std::fs::OpenOptions::new()
@@ -295,6 +341,21 @@ impl Store {
     }
 
     /// (consecutive failures, last error) per source, as of the last committed cycle.
+    /// How often each (resource, rule) alert opened since `since`: resource → rule → count.
+    pub fn recent_openings(&self, since: i64) -> anyhow::Result<HashMap<String, HashMap<String, u32>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT resource_id, rule, COUNT(*) FROM alerts WHERE opened_at >= ?1 GROUP BY resource_id, rule",
+        )?;
+        let mut out: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        for row in stmt.query_map([since], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })? {
+            let (res, rule, n) = row?;
+            out.entry(res).or_default().insert(rule, n as u32);
+        }
+        Ok(out)
+    }
+
     pub fn source_failures(&self) -> anyhow::Result<HashMap<String, (u32, String)>> {
         let mut stmt = self
             .conn
@@ -310,7 +371,7 @@ impl Store {
 
     pub fn load_open_alerts(&self) -> anyhow::Result<HashMap<String, Vec<OpenAlert>>> {
         let mut stmt = self.conn.prepare(
-            "SELECT resource_id, rule, severity, message, opened_at, last_notified_at FROM alerts WHERE resolved_at IS NULL ORDER BY id",
+            "SELECT resource_id, rule, severity, message, opened_at, last_notified_at, flapping, clear_cycles FROM alerts WHERE resolved_at IS NULL ORDER BY id",
         )?;
         let mut out: HashMap<String, Vec<OpenAlert>> = HashMap::new();
         let rows = stmt.query_map([], |r| {
@@ -321,10 +382,12 @@ impl Store {
                 r.get::<_, String>(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get::<_, i64>(6)? != 0,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         for row in rows {
-            let (res, rule, sev, message, opened_at, last_notified_at) = row?;
+            let (res, rule, sev, message, opened_at, last_notified_at, flapping, clear_cycles) = row?;
             let severity = Severity::parse(&sev).unwrap_or(Severity::Critical);
             out.entry(res).or_default().push(OpenAlert {
                 rule,
@@ -332,6 +395,8 @@ impl Store {
                 message,
                 opened_at,
                 last_notified_at,
+                flapping,
+                clear_cycles: clear_cycles.clamp(0, u32::MAX as i64) as u32,
             });
         }
         Ok(out)
@@ -400,6 +465,18 @@ impl Store {
                 params![res, c.rule, c.severity.as_str(), c.message],
             )?;
         }
+        for (res, rule) in &w.flapping {
+            tx.execute(
+                "UPDATE alerts SET flapping = 1 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
+                params![res, rule],
+            )?;
+        }
+        for (res, rule, n) in &w.clearing {
+            tx.execute(
+                "UPDATE alerts SET clear_cycles = ?3 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
+                params![res, rule, n],
+            )?;
+        }
         for res in &w.notified {
             tx.execute(
                 "UPDATE alerts SET last_notified_at = ?2 WHERE resource_id = ?1 AND resolved_at IS NULL",
@@ -461,28 +538,73 @@ impl Store {
         Ok(())
     }
 
-    /// Approve the current posture of `resource` (or of every resource) as its baseline.
-    /// Returns the ids changed.
-    pub fn accept_baseline(&mut self, resource: Option<&str>, now: i64) -> anyhow::Result<Vec<String>> {
+    /// The resources whose current posture differs from their baseline (one, or all), with the
+    /// hash of their current snapshot: what `baseline accept` shows before it asks.
+    pub fn acceptable(&self, resource: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, s.hash FROM resources r JOIN snapshots s ON s.id = r.current_snapshot
+             WHERE r.baseline_snapshot != r.current_snapshot AND r.deleted_at IS NULL AND (?1 IS NULL OR r.id = ?1) ORDER BY r.id",
+        )?;
+        Ok(stmt
+            .query_map([resource], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Approve postures as baselines, exactly those shown: each `(resource, hash)` pin must still
+    /// be the resource's current snapshot, or nothing is accepted and the resources that moved
+    /// are returned as the error. Records who and why. Returns the ids accepted.
+    pub fn accept_baseline(
+        &mut self,
+        pins: &[(String, String)],
+        now: i64,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Result<Vec<String>, Vec<String>>> {
         let tx = self.conn.transaction()?;
-        let ids: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT id FROM resources WHERE baseline_snapshot != current_snapshot AND deleted_at IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id",
-            )?;
-            stmt.query_map([resource], |r| r.get(0))?.collect::<Result<_, _>>()?
-        };
-        for id in &ids {
-            tx.execute(
-                "UPDATE resources SET baseline_snapshot = current_snapshot WHERE id = ?1",
+        let mut moved = Vec::new();
+        for (id, hash) in pins {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT s.hash FROM resources r JOIN snapshots s ON s.id = r.current_snapshot WHERE r.id = ?1 AND r.deleted_at IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current.as_deref() != Some(hash.as_str()) {
+                moved.push(id.clone());
+            }
+        }
+        if !moved.is_empty() {
+            return Ok(Err(moved));
+        }
+        let mut ids = Vec::new();
+        for (id, _) in pins {
+            let n = tx.execute(
+                "UPDATE resources SET baseline_snapshot = current_snapshot WHERE id = ?1 AND baseline_snapshot != current_snapshot",
                 [id],
             )?;
+            if n == 0 {
+                continue;
+            }
             tx.execute(
-                "INSERT INTO baseline_events (resource_id, snapshot_id, at, how) SELECT id, current_snapshot, ?2, 'accepted' FROM resources WHERE id = ?1",
-                params![id, now],
+                "INSERT INTO baseline_events (resource_id, snapshot_id, at, how, actor, reason)
+                 SELECT id, current_snapshot, ?2, 'accepted', ?3, ?4 FROM resources WHERE id = ?1",
+                params![id, now, actor, reason],
             )?;
+            ids.push(id.clone());
         }
         tx.commit()?;
-        Ok(ids)
+        Ok(Ok(ids))
+    }
+
+    /// `baseline accept`s recorded after event id `after`: (resource, at, actor, reason).
+    pub fn accepted_since(&self, after: i64) -> anyhow::Result<Vec<(String, i64, Option<String>, Option<String>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT resource_id, at, actor, reason FROM baseline_events WHERE how = 'accepted' AND id > ?1 ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?)
     }
 
     // ---- suppressions ---------------------------------------------------------------------------
@@ -496,6 +618,7 @@ impl Store {
         reason: &str,
         now: i64,
         expires_at: i64,
+        finding: Option<(&str, &str)>,
     ) -> anyhow::Result<Suppression> {
         let tx = self.conn.transaction()?;
         let hash: String = tx
@@ -506,13 +629,19 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| anyhow::anyhow!("no resource {resource:?} is being watched (see `lockwatch baseline show` for the ids)"))?;
+        // `finding` = (the posture it was judged on, the finding's hash): bound to the finding.
+        if let Some((seen, _)) = finding
+            && seen != hash
+        {
+            anyhow::bail!("{resource} changed while the suppression was being granted; run the command again");
+        }
         tx.execute(
             "UPDATE suppressions SET ended_at = ?3, end_reason = 'replaced' WHERE resource_id = ?1 AND rule = ?2 AND ended_at IS NULL",
             params![resource, rule, now],
         )?;
         tx.execute(
-            "INSERT INTO suppressions (resource_id, rule, reason, granted_at, expires_at, posture_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![resource, rule, reason, now, expires_at, hash],
+            "INSERT INTO suppressions (resource_id, rule, reason, granted_at, expires_at, posture_hash, finding_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![resource, rule, reason, now, expires_at, hash, finding.map(|f| f.1)],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -524,6 +653,7 @@ impl Store {
             granted_at: now,
             expires_at,
             posture_hash: hash,
+            finding_hash: finding.map(|f| f.1.to_string()),
             ended_at: None,
             end_reason: None,
         })
@@ -539,7 +669,7 @@ impl Store {
 
     pub fn suppressions(&self, include_ended: bool) -> anyhow::Result<Vec<Suppression>> {
         let sql = format!(
-            "SELECT id, resource_id, rule, reason, granted_at, expires_at, posture_hash, ended_at, end_reason FROM suppressions {} ORDER BY id",
+            "SELECT id, resource_id, rule, reason, granted_at, expires_at, posture_hash, ended_at, end_reason, finding_hash FROM suppressions {} ORDER BY id",
             if include_ended { "" } else { "WHERE ended_at IS NULL" }
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -554,6 +684,7 @@ impl Store {
                 posture_hash: r.get(6)?,
                 ended_at: r.get(7)?,
                 end_reason: r.get(8)?,
+                finding_hash: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -592,13 +723,21 @@ impl Store {
         .collect()
     }
 
-    /// (snapshot id, at, how) for every baseline a resource has had.
-    pub fn baseline_events(&self, resource: &str) -> anyhow::Result<Vec<(i64, i64, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT snapshot_id, at, how FROM baseline_events WHERE resource_id = ?1 ORDER BY id")?;
+    /// Every baseline a resource has had.
+    pub fn baseline_events(&self, resource: &str) -> anyhow::Result<Vec<BaselineEvent>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT snapshot_id, at, how, actor, reason FROM baseline_events WHERE resource_id = ?1 ORDER BY id",
+        )?;
         Ok(stmt
-            .query_map([resource], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([resource], |r| {
+                Ok(BaselineEvent {
+                    snapshot_id: r.get(0)?,
+                    at: r.get(1)?,
+                    how: r.get(2)?,
+                    actor: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?
             .collect::<Result<_, _>>()?)
     }
 
@@ -629,7 +768,7 @@ impl Store {
     fn outbox_rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> anyhow::Result<Vec<OutboxRow>> {
         let sql = format!(
             "SELECT id, created_at, resource_id, kind, subject, body_text, body_html, message_id, in_reply_to, state, attempts,
-                    next_attempt_at, last_error, sent_at, severity, rules FROM outbox {filter}"
+                    next_attempt_at, last_error, sent_at, severity, rules, recipients_done, refused FROM outbox {filter}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(args, |r| {
@@ -650,6 +789,8 @@ impl Store {
                 sent_at: r.get(13)?,
                 severity: r.get::<_, Option<String>>(14)?.as_deref().and_then(Severity::parse),
                 rules: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
+                recipients_done: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default(),
+                refused: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -670,15 +811,41 @@ impl Store {
         if include_sent {
             self.outbox_rows("ORDER BY id", &[])
         } else {
-            self.outbox_rows("WHERE state != 'sent' ORDER BY id", &[])
+            // A mail some recipient refused stays listed, for whoever has to fix the address.
+            self.outbox_rows("WHERE state != 'sent' OR refused != '[]' ORDER BY id", &[])
         }
     }
 
+    #[cfg(test)]
     pub fn mark_sent(&self, id: i64, now: i64) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
             params![id, now],
         )?;
+        Ok(())
+    }
+
+    /// Record who has it (or refused it) so far; a row some recipient still waits for stays
+    /// pending until `next_at`, one every recipient has dealt with is sent.
+    pub fn mark_recipients(
+        &self,
+        id: i64,
+        done: &[String],
+        refused: &[(String, String)],
+        waiting: Option<(i64, &str)>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let (done, refused) = (serde_json::to_string(done)?, serde_json::to_string(refused)?);
+        match waiting {
+            Some((next_at, error)) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3, recipients_done = ?4, refused = ?5 WHERE id = ?1",
+                params![id, next_at, error, done, refused],
+            )?,
+            None => self.conn.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL, recipients_done = ?3, refused = ?4 WHERE id = ?1",
+                params![id, now, done, refused],
+            )?,
+        };
         Ok(())
     }
 
@@ -785,12 +952,28 @@ mod tests {
         assert_eq!(known["s/redis/a"].hash, "h2");
         assert_eq!(known["s/redis/a"].baseline.value()["h"], "h1");
         assert_eq!(st.snapshots("s/redis/a").unwrap().len(), 2);
+        // Accepting pins what was shown: a hash that is not the current one is refused.
+        let stale = [("s/redis/a".to_string(), "h1".to_string())];
         assert_eq!(
-            st.accept_baseline(Some("s/redis/a"), 3).unwrap(),
-            vec!["s/redis/a".to_string()]
+            st.accept_baseline(&stale, 3, "alice", None).unwrap(),
+            Err(vec!["s/redis/a".to_string()])
+        );
+        assert_eq!(
+            st.acceptable(None).unwrap(),
+            vec![("s/redis/a".to_string(), "h2".to_string())]
+        );
+        let shown = st.acceptable(Some("s/redis/a")).unwrap();
+        assert_eq!(
+            st.accept_baseline(&shown, 3, "alice", Some("planned")).unwrap(),
+            Ok(vec!["s/redis/a".to_string()])
         );
         assert_eq!(st.load_known().unwrap()["s/redis/a"].baseline.value()["h"], "h2");
-        assert!(st.accept_baseline(None, 4).unwrap().is_empty());
+        assert!(st.acceptable(None).unwrap().is_empty());
+        let last = st.baseline_events("s/redis/a").unwrap().pop().unwrap();
+        assert_eq!(
+            (last.how.as_str(), last.actor.as_deref(), last.reason.as_deref()),
+            ("accepted", Some("alice"), Some("planned"))
+        );
     }
 
     #[test]

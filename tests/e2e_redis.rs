@@ -179,9 +179,19 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
             .unwrap()
             .contains("weakened /protected_mode: true → false")
     );
+    // Not on a terminal: it shows what it would accept and asks for --yes.
     let (code, out, err) = lw.cli(&["baseline", "accept", &id]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(out.contains("weakened /protected_mode: true → false"), "{out}");
+    let (code, out, err) = lw.cli(&["baseline", "accept", &id, "--yes", "--reason", "lab box"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accepted"), "{out}");
+    let (_, history, _) = lw.cli(&["history", &id]);
+    assert!(
+        history.contains("baseline set (accepted by ") && history.contains(": lab box)"),
+        "{history}"
+    );
     wait_for("RESOLVED after baseline accept", Duration::from_secs(30), || {
         (smtp
             .mails()

@@ -51,7 +51,8 @@ fn suppress_then_the_resource_changes_then_expiry() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count(&crit), 1);
 
-    // The resource changes further: the suppression was for the posture it was granted on.
+    // The resource changes further: the drift finding now says more than what was suppressed,
+    // so its suppression ends (the password finding says the same and stays suppressed).
     redis.cli_as(None, &["CONFIG", "SET", "protected-mode", "no"]);
     wait_for("a second CRITICAL", Duration::from_secs(30), || {
         (count(&crit) == 2).then_some(())
@@ -94,10 +95,14 @@ fn suppress_then_the_resource_changes_then_expiry() {
         expired["text"]
     );
     let (_, all, _) = lw.cli(&["suppressions", "--all"]);
-    assert!(all.contains("(expired)") && all.contains("(posture changed)"), "{all}");
+    assert!(all.contains("(expired)") && all.contains("(finding changed)"), "{all}");
 
-    // Limits: no "forever", no nonsense, no unknown resources.
-    let cases: [(&[&str], &str); 4] = [
+    // Limits: no "forever", no nonsense, no unknown resources, no rule the resource does not have.
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["suppress", &id, "redis.nosuchrule", "--reason", "r", "--for", "1d"],
+            "has no finding \"redis.nosuchrule\" now, so there is nothing to suppress; its current findings: drift.weakened, redis.auth.disabled",
+        ),
         (
             &["suppress", &id, "redis.auth.disabled", "--reason", "r", "--for", "91d"],
             "at most",

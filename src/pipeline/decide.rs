@@ -73,6 +73,10 @@ pub struct Decision {
     pub changes: Vec<Change>,
     /// Weakenings since the previous cycle announced while alerts were already open.
     pub further: Vec<Change>,
+    /// Rules that opened now and are flapping: held open from now on.
+    pub flapping: Vec<String>,
+    /// (rule, cycles) of flapping alerts whose count of clear cycles changed.
+    pub clearing: Vec<(String, u32)>,
     pub exposed: bool,
     pub reach: Option<Reach>,
 }
@@ -131,10 +135,22 @@ pub fn review_suppressions(
 ) -> SuppressionReview {
     let mut r = SuppressionReview::default();
     for sup in sups {
+        // Bound to its finding: it ends when the finding says something else (the posture may
+        // change in unrelated ways). Older suppressions are bound to the whole posture.
+        let changed = match (&sup.finding_hash, active.iter().find(|c| c.rule == sup.rule)) {
+            _ if gone => true,
+            (Some(h), Some(c)) => *h != alerting::condition_hash(c),
+            (Some(_), None) => false,
+            (None, _) => sup.posture_hash != posture_hash,
+        };
         let ending = if now >= sup.expires_at {
             Some("expired")
-        } else if gone || sup.posture_hash != posture_hash {
-            Some("posture changed")
+        } else if changed {
+            Some(if sup.finding_hash.is_some() {
+                "finding changed"
+            } else {
+                "posture changed"
+            })
         } else {
             None
         };
@@ -148,10 +164,10 @@ pub fn review_suppressions(
             sup.rule,
             ts(sup.granted_at),
             sup.reason,
-            if why == "expired" {
-                format!("expired at {}", ts(sup.expires_at))
-            } else {
-                "no longer applies: the resource changed since it was granted".to_string()
+            match why {
+                "expired" => format!("expired at {}", ts(sup.expires_at)),
+                "finding changed" => "no longer applies: the finding changed since it was granted".to_string(),
+                _ => "no longer applies: the resource changed since it was granted".to_string(),
             }
         );
         if active.iter().any(|c| c.rule == sup.rule) {
@@ -187,11 +203,39 @@ pub fn hold_while_stale(conds: &mut Vec<Condition>, open: &[OpenAlert], stale: &
     held
 }
 
+/// A flapping alert is held open until its condition has been absent this many cycles in a row.
+pub const STABLE_CYCLES: u32 = 3;
+/// Opening this many times within an hour makes a rule flapping.
+pub const FLAP_OPENINGS: u32 = 3;
+
+/// A flapping alert whose condition went away stays open until it has been absent for
+/// [`STABLE_CYCLES`] cycles; one whose condition is back starts counting again. Returns the
+/// new count of each flapping alert that changed. Pure.
+pub fn hold_flapping(conds: &mut Vec<Condition>, open: &[OpenAlert]) -> Vec<(String, u32)> {
+    let mut counts = Vec::new();
+    for o in open.iter().filter(|o| o.flapping) {
+        if conds.iter().any(|c| c.rule == o.rule) {
+            if o.clear_cycles != 0 {
+                counts.push((o.rule.clone(), 0));
+            }
+        } else if o.clear_cycles + 1 < STABLE_CYCLES {
+            conds.push(Condition {
+                rule: o.rule.clone(),
+                severity: o.severity,
+                message: o.message.clone(),
+            });
+            counts.push((o.rule.clone(), o.clear_cycles + 1));
+        }
+    }
+    counts
+}
+
 /// Decide every resource's alerts and emails. Resources arrive sorted by id.
 pub fn decide_resources(
     resources: &[ResourceEval],
     open: &HashMap<String, Vec<OpenAlert>>,
     suppressions: &HashMap<String, Vec<Suppression>>,
+    recent_openings: &HashMap<String, HashMap<String, u32>>,
     policy: &Policy,
     now: i64,
 ) -> Decisions {
@@ -200,6 +244,11 @@ pub fn decide_resources(
         let was_open = open.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
         let mut conds = alerting::conditions(&r.eval, policy.min_severity);
         let held = hold_while_stale(&mut conds, was_open, &r.eval.stale, r.gone);
+        let clearing = if r.gone {
+            vec![]
+        } else {
+            hold_flapping(&mut conds, was_open)
+        };
         let sups = suppressions.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
         let review = review_suppressions(sups, &conds, was_open, now, &r.hash, r.gone);
         out.ended_suppressions.extend(review.ended.iter().cloned());
@@ -236,7 +285,21 @@ pub fn decide_resources(
         {
             out.drift_events.push((r.source.clone(), sev));
         }
+        let openings = recent_openings.get(&r.id);
+        let flapping: Vec<String> = plan
+            .opened
+            .iter()
+            .filter(|c| openings.and_then(|o| o.get(&c.rule)).copied().unwrap_or(0) + 1 >= FLAP_OPENINGS)
+            .map(|c| c.rule.clone())
+            .collect();
         let mut notes = review.notes;
+        if !flapping.is_empty() {
+            notes.push(format!(
+                "{} keeps opening and resolving ({FLAP_OPENINGS} times within an hour): it is flapping. It stays open until it has \
+                 been clear for {STABLE_CYCLES} cycles in a row, and lockwatch does not mail each flip.",
+                flapping.join(", ")
+            ));
+        }
         if !held.is_empty() {
             notes.push(format!(
                 "Held open, not resolved: {} (lockwatch cannot read {} now; see {}).",
@@ -263,6 +326,8 @@ pub fn decide_resources(
             about_posture: true,
             changes: r.eval.changes.clone(),
             further,
+            flapping,
+            clearing,
             exposed: r.eval.exposed,
             reach: r.eval.reach,
         });
@@ -359,6 +424,8 @@ pub fn decide_blindness(
                 about_posture: false,
                 changes: vec![],
                 further: vec![],
+                flapping: vec![],
+                clearing: vec![],
                 exposed: false,
                 reach: None,
             }
@@ -388,6 +455,7 @@ mod tests {
             granted_at: 0,
             expires_at,
             posture_hash: hash.into(),
+            finding_hash: None,
             ended_at: None,
             end_reason: None,
         }
@@ -406,6 +474,8 @@ mod tests {
             message: "m".into(),
             opened_at: 0,
             last_notified_at: 0,
+            flapping: false,
+            clear_cycles: 0,
         }
     }
 
@@ -636,6 +706,122 @@ mod tests {
     }
 
     #[test]
+    fn flapping_is_held_until_stable() {
+        let flap = |clear: u32| OpenAlert {
+            flapping: true,
+            clear_cycles: clear,
+            ..open("a")
+        };
+        // (name, active, open) → (held, counts)
+        let cases: Vec<(&str, Vec<&str>, Vec<OpenAlert>, bool, Vec<(&str, u32)>)> = vec![
+            ("not flapping: resolves", vec![], vec![open("a")], false, vec![]),
+            (
+                "flapping, just cleared: held, count 1",
+                vec![],
+                vec![flap(0)],
+                true,
+                vec![("a", 1)],
+            ),
+            (
+                "flapping, clear for 2: held, count 2",
+                vec![],
+                vec![flap(1)],
+                true,
+                vec![("a", 2)],
+            ),
+            ("flapping, clear for 3: resolves", vec![], vec![flap(2)], false, vec![]),
+            (
+                "flapping and back: count restarts",
+                vec!["a"],
+                vec![flap(2)],
+                false,
+                vec![("a", 0)],
+            ),
+            (
+                "flapping, still there: nothing to count",
+                vec!["a"],
+                vec![flap(0)],
+                false,
+                vec![],
+            ),
+        ];
+        for (name, active, opened, held, counts) in cases {
+            let mut conds: Vec<Condition> = active.iter().map(|r| cond(r)).collect();
+            let before = conds.len();
+            let got = hold_flapping(&mut conds, &opened);
+            assert_eq!(conds.len() > before, held, "case: {name}");
+            assert_eq!(
+                got,
+                counts.into_iter().map(|(r, n)| (r.to_string(), n)).collect::<Vec<_>>(),
+                "case: {name}"
+            );
+        }
+        // The third opening within an hour marks the alert flapping, once, with a note.
+        let r = ResourceEval {
+            id: "s/redis/a".into(),
+            source: "s".into(),
+            kind: "redis".into(),
+            hash: "h".into(),
+            gone: false,
+            eval: eval(vec![Finding::new(
+                "redis.auth.disabled",
+                Severity::Critical,
+                true,
+                "open",
+            )]),
+            weakened_now: vec![],
+        };
+        let twice: HashMap<String, HashMap<String, u32>> =
+            [("s/redis/a".to_string(), [("redis.auth.disabled".to_string(), 2)].into())].into();
+        let d = decide_resources(&[r.clone()], &HashMap::new(), &HashMap::new(), &twice, &policy(), 10);
+        assert_eq!(d.resources[0].flapping, vec!["redis.auth.disabled".to_string()]);
+        assert!(d.resources[0].notes[0].contains("flapping"));
+        let once: HashMap<String, HashMap<String, u32>> =
+            [("s/redis/a".to_string(), [("redis.auth.disabled".to_string(), 1)].into())].into();
+        let d = decide_resources(&[r], &HashMap::new(), &HashMap::new(), &once, &policy(), 10);
+        assert!(d.resources[0].flapping.is_empty());
+    }
+
+    #[test]
+    fn a_suppression_bound_to_its_finding_ignores_unrelated_changes() {
+        let c = cond("x");
+        let bound = Suppression {
+            finding_hash: Some(alerting::condition_hash(&c)),
+            ..sup(1, "x", 50, "h1")
+        };
+        let cases: Vec<(&str, Vec<Condition>, &str, Vec<&str>)> = vec![
+            ("the posture changed elsewhere: holds", vec![c.clone()], "h2", vec![]),
+            (
+                "the finding says something else: ends",
+                vec![Condition {
+                    message: "more".into(),
+                    ..c.clone()
+                }],
+                "h2",
+                vec!["finding changed"],
+            ),
+            (
+                "the finding got more severe: ends",
+                vec![Condition {
+                    severity: Severity::High,
+                    ..c.clone()
+                }],
+                "h1",
+                vec!["finding changed"],
+            ),
+            ("the finding went away: holds until it expires", vec![], "h2", vec![]),
+        ];
+        for (name, active, hash, ended) in cases {
+            let r = review_suppressions(&[bound.clone()], &active, &[], 10, hash, false);
+            assert_eq!(
+                r.ended.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>(),
+                ended,
+                "case: {name}"
+            );
+        }
+    }
+
+    #[test]
     fn every_weakening_is_announced() {
         use crate::model::ChangeClass;
         let weak = |sev: Severity| Change {
@@ -734,7 +920,7 @@ mod tests {
         };
         let open: HashMap<String, Vec<OpenAlert>> =
             [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
-        let d = decide_resources(&[r], &open, &HashMap::new(), &policy(), 10);
+        let d = decide_resources(&[r], &open, &HashMap::new(), &HashMap::new(), &policy(), 10);
         assert_eq!(d.resources[0].plan.notice, Some(Notice::Resolved));
         assert!(d.resources[0].notes[0].contains("no longer reported by source s"));
     }
@@ -757,7 +943,7 @@ mod tests {
         };
         let sups: HashMap<String, Vec<Suppression>> =
             [("s/redis/a".to_string(), vec![sup(7, "redis.auth.disabled", 100, "h1")])].into();
-        let d = decide_resources(&[r.clone()], &HashMap::new(), &sups, &policy(), 10);
+        let d = decide_resources(&[r.clone()], &HashMap::new(), &sups, &HashMap::new(), &policy(), 10);
         assert_eq!(d.resources[0].plan.notice, None);
         assert_eq!(d.resources[0].plan.opened.len(), 1, "tracked while silent");
         assert_eq!(d.suppressed_by_severity.get(&Severity::Critical), Some(&1));
@@ -766,7 +952,7 @@ mod tests {
         changed.hash = "h2".into();
         let open: HashMap<String, Vec<OpenAlert>> =
             [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
-        let d = decide_resources(&[changed], &open, &sups, &policy(), 11);
+        let d = decide_resources(&[changed], &open, &sups, &HashMap::new(), &policy(), 11);
         assert_eq!(d.ended_suppressions, vec![(7, "posture changed".to_string())]);
         assert_eq!(
             d.resolved_by_suppression,

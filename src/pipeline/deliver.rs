@@ -17,6 +17,33 @@ pub fn backoff_secs(attempts: i64) -> i64 {
     (base + jitter).max(1)
 }
 
+/// Where a message stands after one attempt. Pure.
+#[derive(Debug, PartialEq)]
+pub struct Step {
+    /// Recipients that accepted or refused it, so far.
+    pub done: Vec<String>,
+    pub refused: Vec<(String, String)>,
+    /// Why recipients still wait for it ("addr: error").
+    pub waiting: Vec<String>,
+    /// Some recipient has it.
+    pub delivered_to_anyone: bool,
+}
+
+pub fn delivery_step(row: &crate::store::OutboxRow, d: &crate::sinks::Delivery) -> Step {
+    let mut done = row.recipients_done.clone();
+    done.extend(d.accepted.iter().cloned());
+    done.extend(d.refused.iter().map(|(a, _)| a.clone()));
+    let mut refused = row.refused.clone();
+    refused.extend(d.refused.iter().cloned());
+    let delivered_to_anyone = done.iter().any(|a| !refused.iter().any(|(r, _)| r == a));
+    Step {
+        done,
+        refused,
+        waiting: d.deferred.iter().map(|(a, w)| format!("{a}: {w}")).collect(),
+        delivered_to_anyone,
+    }
+}
+
 /// A store error on the delivery path is logged, never dropped: the row stays as it was, and
 /// the worst case is one more attempt.
 fn logged(what: &str, id: i64, r: anyhow::Result<()>) {
@@ -27,7 +54,7 @@ fn logged(what: &str, id: i64, r: anyhow::Result<()>) {
 
 pub async fn outbox_worker(
     store: Store,
-    sink: Box<dyn Sink>,
+    sink: watch::Receiver<Arc<dyn Sink>>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -48,10 +75,52 @@ pub async fn outbox_worker(
                     // cause a duplicate (the server accepted, the state file does not know yet);
                     // a duplicate carries the same Message-ID, so mail clients fold it.
                     tracing::info!(id = row.id, resource = %row.resource_id, "sending alert");
-                    match sink.send(&row.message()).await {
-                        Ok(()) => {
+                    // The sink of the running config (a reload may replace it).
+                    let sink = sink.borrow().clone();
+                    match sink.send(&row.message(), &row.recipients_done).await {
+                        Ok(d) => {
+                            let step = delivery_step(&row, &d);
+                            for (addr, why) in &d.refused {
+                                metrics.alert_recipients_refused.inc();
+                                tracing::error!(resource = %row.resource_id, recipient = %addr, error = %why, "a recipient refused the alert permanently; the others get it (see `lockwatch outbox --all`)");
+                            }
+                            if !step.waiting.is_empty() {
+                                metrics.alert_send_failures.inc();
+                                let delay = backoff_secs(row.attempts);
+                                let why = step.waiting.join("; ");
+                                tracing::warn!(resource = %row.resource_id, error = %why, retry_in_secs = delay, "alert not delivered to every recipient yet; will retry those");
+                                logged(
+                                    "cannot record the delivery",
+                                    row.id,
+                                    store.mark_recipients(
+                                        row.id,
+                                        &step.done,
+                                        &step.refused,
+                                        Some((Utc::now().timestamp() + delay, &why)),
+                                        Utc::now().timestamp(),
+                                    ),
+                                );
+                                continue;
+                            }
+                            if !step.delivered_to_anyone {
+                                metrics.alert_send_failures.inc();
+                                let why = step
+                                    .refused
+                                    .iter()
+                                    .map(|(a, w)| format!("{a}: {w}"))
+                                    .collect::<Vec<_>>()
+                                    .join("; ");
+                                tracing::error!(resource = %row.resource_id, error = %why, "mail server refused the alert permanently; kept in the outbox (see `lockwatch outbox`)");
+                                logged(
+                                    "cannot record the permanent failure",
+                                    row.id,
+                                    store.mark_failed(row.id, &why),
+                                );
+                                continue;
+                            }
                             metrics.alerts_sent.inc();
-                            match store.mark_sent(row.id, Utc::now().timestamp()) {
+                            match store.mark_recipients(row.id, &step.done, &step.refused, None, Utc::now().timestamp())
+                            {
                                 Ok(()) => {
                                     tracing::info!(id = row.id, resource = %row.resource_id, subject = %row.subject, "alert delivered");
                                     // The server takes mail again: whatever waits on a backoff goes now.

@@ -43,6 +43,8 @@ pub struct Pipeline {
     metrics: Option<Arc<Metrics>>,
     /// Woken after a commit that queued mail: the outbox worker delivers it.
     delivery: Option<Arc<tokio::sync::Notify>>,
+    /// Who accepted a baseline since the last cycle, said in the mail that follows.
+    accepted: HashMap<String, String>,
 }
 
 impl Pipeline {
@@ -63,6 +65,7 @@ impl Pipeline {
             seen_epoch: -1,
             metrics: None,
             delivery: None,
+            accepted: HashMap::new(),
         };
         p.reload()?;
         Ok(p)
@@ -78,6 +81,16 @@ impl Pipeline {
         self
     }
 
+    /// A reloaded config: new settings, mail settings and set of sources, from the next cycle.
+    /// Resources of a source no longer configured are kept, not evaluated (as before).
+    pub fn reconfigure(&mut self, settings: Settings, mail: MailSettings, configured: Vec<String>) {
+        let mut configured = configured;
+        configured.sort();
+        self.settings = settings;
+        self.mail = mail;
+        self.configured = configured;
+    }
+
     fn policy(&self) -> Policy {
         Policy {
             min_severity: self.settings.min_severity,
@@ -86,11 +99,20 @@ impl Pipeline {
         }
     }
 
-    /// One whole cycle: collect from every source, then the rest.
-    pub async fn run_cycle(&mut self, sources: &[SourceEntry], now: impl Fn() -> i64) -> anyhow::Result<CycleStats> {
-        let collected = collect::collect_all(sources).await;
+    /// One whole cycle: collect from every source, then the rest. Collection is read-only and
+    /// is abandoned when `stop` completes first (`Ok(None)`: nothing was committed); a commit
+    /// that has begun always ends.
+    pub async fn run_cycle(
+        &mut self,
+        sources: &[SourceEntry],
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<Option<CycleStats>> {
+        let collected = tokio::select! {
+            c = collect::collect_all(sources) => c,
+            _ = stop => return Ok(None),
+        };
         collect::log_failures(&collected);
-        self.apply(now(), collected)
+        self.apply(chrono::Utc::now().timestamp(), collected).map(Some)
     }
 
     /// The stages after collection, on what was collected.
@@ -114,7 +136,14 @@ impl Pipeline {
         // decide: alerts, suppressions, blindness (pure).
         let policy = self.policy();
         let health = self.next_health(&collected);
-        let decisions = decide::decide_resources(&evaluated, &self.open, &self.suppressions, &policy, now);
+        let recent = self.store.recent_openings(now - 3600)?;
+        let mut decisions = decide::decide_resources(&evaluated, &self.open, &self.suppressions, &recent, &policy, now);
+        for d in &mut decisions.resources {
+            if let Some(note) = self.accepted.remove(&d.resource_id) {
+                d.notes.insert(0, note);
+            }
+        }
+        self.accepted.clear();
         let blindness = decide::decide_blindness(&self.configured, &health, &self.open, &policy, now);
 
         // commit: snapshots, alert state, source status and emails in one transaction.
@@ -184,6 +213,19 @@ impl Pipeline {
         let version = self.store.data_version()?;
         if version != self.seen_version {
             if self.store.accepted_epoch()? != self.seen_epoch {
+                for (id, at, actor, reason) in self.store.accepted_since(self.seen_epoch)? {
+                    let when = chrono::DateTime::from_timestamp(at, 0)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default();
+                    self.accepted.insert(
+                        id,
+                        format!(
+                            "The current posture was accepted as the baseline by {} at {when}{}.",
+                            actor.as_deref().unwrap_or("an operator"),
+                            reason.map(|r| format!(" (\"{r}\")")).unwrap_or_default()
+                        ),
+                    );
+                }
                 self.reload()?;
             } else {
                 self.load_alert_state()?;
@@ -376,6 +418,10 @@ fn record_alerts(w: &mut CycleWrites, d: &Decision) {
     if matches!(d.plan.notice, Some(n) if n != crate::alerting::Notice::Resolved) {
         w.notified.push(id.clone());
     }
+    w.flapping
+        .extend(d.flapping.iter().map(|rule| (id.clone(), rule.clone())));
+    w.clearing
+        .extend(d.clearing.iter().map(|(rule, n)| (id.clone(), rule.clone(), *n)));
 }
 
 #[cfg(test)]

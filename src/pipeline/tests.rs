@@ -207,7 +207,15 @@ mod cycles {
         e.apply(1, ok(vec![res("a:1", posture(false, false))])).unwrap();
         assert_eq!(subjects(&e), vec!["[lockwatch] MEDIUM cache/redis/a:1".to_string()]);
         let mut cli_store = Store::open(dir.path()).unwrap();
-        assert_eq!(cli_store.accept_baseline(Some("cache/redis/a:1"), 2).unwrap().len(), 1);
+        let shown = cli_store.acceptable(Some("cache/redis/a:1")).unwrap();
+        assert_eq!(
+            cli_store
+                .accept_baseline(&shown, 2, "alice", None)
+                .unwrap()
+                .unwrap()
+                .len(),
+            1
+        );
         e.apply(3, ok(vec![res("a:1", posture(false, false))])).unwrap();
         assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED cache/redis/a:1");
         assert!(e.open_alerts().get("cache/redis/a:1").is_none_or(|o| o.is_empty()));
@@ -223,9 +231,9 @@ mod cycles {
         assert_eq!(mails(&e).len(), 1, "CRITICAL");
         // Granted (from another process, as the CLI does) for both open rules, until t=100.
         let mut cli = Store::open(dir.path()).unwrap();
-        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "test box", 2, 100)
+        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "test box", 2, 100, None)
             .unwrap();
-        cli.add_suppression("cache/redis/a:1", crate::alerting::DRIFT_RULE, "test box", 2, 100)
+        cli.add_suppression("cache/redis/a:1", crate::alerting::DRIFT_RULE, "test box", 2, 100, None)
             .unwrap();
         e.settings_mut().remind_every = Duration::from_secs(10);
         for t in 3..30 {
@@ -251,7 +259,7 @@ mod cycles {
 
         // Expiry: granted again, then the clock passes it.
         let mut cli = Store::open(dir.path()).unwrap();
-        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "again", 33, 50)
+        cli.add_suppression("cache/redis/a:1", "redis.auth.disabled", "again", 33, 50, None)
             .unwrap();
         e.apply(40, ok(vec![res("a:1", posture(true, false))])).unwrap();
         let before = mails(&e).len();
@@ -278,10 +286,18 @@ mod cycles {
         e.apply(1, ok(vec![res("a:1", posture(false, false))])).unwrap();
         assert_eq!(subjects(&e), ["[lockwatch] MEDIUM cache/redis/a:1".to_string()]);
         let mut cli = Store::open(dir.path()).unwrap();
-        cli.add_suppression("cache/redis/a:1", crate::alerting::DRIFT_RULE, "maintenance", 2, 10)
-            .unwrap();
+        cli.add_suppression(
+            "cache/redis/a:1",
+            crate::alerting::DRIFT_RULE,
+            "maintenance",
+            2,
+            10,
+            None,
+        )
+        .unwrap();
         // The drift is accepted as the new baseline: the finding goes, the posture stays.
-        cli.accept_baseline(Some("cache/redis/a:1"), 3).unwrap();
+        let shown = cli.acceptable(Some("cache/redis/a:1")).unwrap();
+        cli.accept_baseline(&shown, 3, "alice", None).unwrap().unwrap();
         e.apply(4, ok(vec![res("a:1", posture(false, false))])).unwrap();
         e.apply(10, ok(vec![res("a:1", posture(false, false))])).unwrap();
         e.apply(11, ok(vec![res("a:1", posture(false, false))])).unwrap();
@@ -465,6 +481,39 @@ mod trust {
     }
 
     #[test]
+    fn a_flapping_rule_is_mailed_once_and_held_until_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), vec![]);
+        // Someone toggles the password every minute.
+        let mut t = 60;
+        for _ in 0..3 {
+            cycle(&mut p, t, doc(&[], false), vec![]);
+            cycle(&mut p, t + 60, doc(&[], true), vec![]);
+            t += 120;
+        }
+        let subjects: Vec<String> = sent(&p).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            subjects,
+            [
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+                "[lockwatch] RESOLVED cache/redis/a:1",
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+                "[lockwatch] RESOLVED cache/redis/a:1",
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+            ]
+        );
+        let third = &p.store().outbox_listing(true).unwrap()[4].body_text;
+        assert!(third.contains("flapping"), "{third}");
+        // Clear since the last flip: held for two more cycles, resolved on the third.
+        cycle(&mut p, t, doc(&[], true), vec![]);
+        assert_eq!(sent(&p).len(), 5);
+        cycle(&mut p, t + 60, doc(&[], true), vec![]);
+        assert_eq!(sent(&p).len(), 6);
+        assert_eq!(sent(&p)[5].0, "[lockwatch] RESOLVED cache/redis/a:1");
+    }
+
+    #[test]
     fn the_baseline_ratchets_up() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = pipeline(dir.path());
@@ -482,7 +531,7 @@ mod trust {
         assert_eq!(sent(&p)[1].0, "[lockwatch] RESOLVED cache/redis/a:1");
         let events = p.store().baseline_events("cache/redis/a:1").unwrap();
         assert_eq!(
-            events.iter().map(|e| e.2.as_str()).collect::<Vec<_>>(),
+            events.iter().map(|e| e.how.as_str()).collect::<Vec<_>>(),
             ["first seen", "raised"]
         );
         // Removed again: that is drift now, critical, not only the absolute finding.

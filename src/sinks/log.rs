@@ -1,6 +1,6 @@
 //! Alerts to the log, when no email is configured.
 
-use super::{Message, SendError, Sink};
+use super::{Delivery, Message, SendError, Sink};
 use futures::future::BoxFuture;
 
 pub struct LogSink;
@@ -10,10 +10,13 @@ impl Sink for LogSink {
         "the log (no [alerts.email] configured)".into()
     }
 
-    fn send<'a>(&'a self, m: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+    fn send<'a>(&'a self, m: &'a Message, _done: &'a [String]) -> BoxFuture<'a, Result<Delivery, SendError>> {
         Box::pin(async move {
             tracing::warn!(resource = %m.resource_id, subject = %m.subject, body = %m.text, "alert (log transport: no [alerts.email] configured)");
-            Ok(())
+            Ok(Delivery {
+                accepted: vec!["log".into()],
+                ..Default::default()
+            })
         })
     }
 }

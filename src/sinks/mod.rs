@@ -85,11 +85,24 @@ pub struct SendError {
     pub message: String,
 }
 
+/// What became of a message, recipient by recipient.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Delivery {
+    /// Recipients the next hop accepted.
+    pub accepted: Vec<String>,
+    /// (recipient, why): refused for good (a 5xx for that address). The others still get it.
+    pub refused: Vec<(String, String)>,
+    /// (recipient, why): not delivered yet; to be retried.
+    pub deferred: Vec<(String, String)>,
+}
+
 pub trait Sink: Send + Sync {
     /// Where it delivers, for messages ("SMTP 127.0.0.1:25 to oncall@example.com", "the log").
     fn describe(&self) -> String;
-    /// Deliver one message. `Ok` once the next hop has accepted it.
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>>;
+    /// Deliver one message to every recipient not in `done` (those that accepted or refused it
+    /// on an earlier attempt). An `Err` means nothing could be tried (the message could not be
+    /// built, the server could not be reached); per-recipient outcomes are in the `Delivery`.
+    fn send<'a>(&'a self, message: &'a Message, done: &'a [String]) -> BoxFuture<'a, Result<Delivery, SendError>>;
 }
 
 /// The sink the configuration asks for: SMTP when `[alerts.email]` is set, else the log.

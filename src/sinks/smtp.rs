@@ -1,6 +1,6 @@
 //! Alerts by email: SMTP over rustls (lettre), plain, STARTTLS or implicit TLS.
 
-use super::{Message, SendError, Sink};
+use super::{Delivery, Message, SendError, Sink};
 use crate::config::{Email, SmtpTls};
 use futures::future::BoxFuture;
 use lettre::AsyncTransport;
@@ -48,16 +48,52 @@ impl Sink for SmtpSink {
         )
     }
 
-    fn send<'a>(&'a self, m: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+    /// One envelope per recipient, the same message (same Message-ID) to each: a 5xx for one
+    /// address refuses that address only; everyone else still gets the alert.
+    fn send<'a>(&'a self, m: &'a Message, done: &'a [String]) -> BoxFuture<'a, Result<Delivery, SendError>> {
         Box::pin(async move {
             let msg = build_message(&self.email, m).map_err(|message| SendError {
                 permanent: true,
                 message,
             })?;
-            self.transport.send(msg).await.map(|_| ()).map_err(|e| SendError {
-                permanent: e.is_permanent(),
-                message: format!("SMTP {}:{}: {e}", self.email.smtp_host, self.email.smtp_port),
-            })
+            let bytes = msg.formatted();
+            let mut delivery = Delivery::default();
+            let mut unreachable = None;
+            for to in &self.email.to {
+                let addr = to.email.to_string();
+                if done.contains(&addr) {
+                    continue;
+                }
+                let envelope =
+                    lettre::address::Envelope::new(Some(self.email.from.email.clone()), vec![to.email.clone()])
+                        .map_err(|e| SendError {
+                            permanent: true,
+                            message: format!("building the envelope for {addr}: {e}"),
+                        })?;
+                match self.transport.send_raw(&envelope, &bytes).await {
+                    Ok(_) => delivery.accepted.push(addr),
+                    Err(e) => {
+                        let why = format!("SMTP {}:{}: {e}", self.email.smtp_host, self.email.smtp_port);
+                        if e.is_permanent() {
+                            delivery.refused.push((addr, why));
+                        } else {
+                            // Not this address's fault (or a temporary one): try it again later.
+                            unreachable.get_or_insert_with(|| why.clone());
+                            delivery.deferred.push((addr, why));
+                        }
+                    }
+                }
+            }
+            if delivery.accepted.is_empty()
+                && delivery.refused.is_empty()
+                && let Some(why) = unreachable
+            {
+                return Err(SendError {
+                    permanent: false,
+                    message: why,
+                });
+            }
+            Ok(delivery)
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Test harness: real peers on loopback, each with its own port and data directory, stopped when
 //! the guard drops. Nothing here touches the machine's shared services.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod smtp;
 pub use smtp::*;
