@@ -249,6 +249,9 @@ pub struct Known {
     pub document: Document,
     pub baseline: Document,
     pub deleted: bool,
+    /// The weaknesses already told on-call while its alerts are open (change keys, see
+    /// `decide::change_key`): a weakening not among them is announced.
+    pub announced: Vec<String>,
 }
 
 /// A changed posture, to be stored.

@@ -105,6 +105,7 @@ ALTER TABLE alerts ADD COLUMN clear_cycles INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX alerts_by_opening ON alerts(opened_at);
 ALTER TABLE suppressions ADD COLUMN finding_hash TEXT;
 ALTER TABLE outbox ADD COLUMN recipients_done TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE resources ADD COLUMN announced TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE outbox ADD COLUMN refused TEXT NOT NULL DEFAULT '[]';
 "#,
 ];
@@ -183,6 +184,8 @@ pub struct CycleWrites {
     pub deleted: Vec<String>,
     /// Resources whose current posture becomes the baseline because it is strictly stronger.
     pub raised: Vec<String>,
+    /// (resource id, change keys): what on-call has been told while alerts are open.
+    pub announced: Vec<(String, Vec<String>)>,
     /// (resource id, rule): open alerts now held open as flapping.
     pub flapping: Vec<(String, String)>,
     /// (resource id, rule, cycles): how long a flapping alert's condition has been absent.
@@ -304,7 +307,7 @@ impl Store {
 
     pub fn load_known(&self) -> anyhow::Result<HashMap<String, Known>> {
         let mut stmt = self.conn.prepare(
-            "SELECT r.id, r.source, r.kind, r.deleted_at IS NOT NULL, c.hash, c.document, b.document
+            "SELECT r.id, r.source, r.kind, r.deleted_at IS NOT NULL, c.hash, c.document, b.document, r.announced
              FROM resources r JOIN snapshots c ON c.id = r.current_snapshot JOIN snapshots b ON b.id = r.baseline_snapshot",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -316,11 +319,12 @@ impl Store {
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
             ))
         })?;
         let mut out = HashMap::new();
         for row in rows {
-            let (id, source, kind, deleted, hash, doc, base) = row?;
+            let (id, source, kind, deleted, hash, doc, base, announced) = row?;
             let parse =
                 |s: &str| Document::from_text(s).with_context(|| format!("stored document of {id} is not JSON"));
             let document = parse(&doc)?;
@@ -334,13 +338,13 @@ impl Store {
                     document,
                     baseline,
                     deleted,
+                    announced: serde_json::from_str(&announced).unwrap_or_default(),
                 },
             );
         }
         Ok(out)
     }
 
-    /// (consecutive failures, last error) per source, as of the last committed cycle.
     /// How often each (resource, rule) alert opened since `since`: resource → rule → count.
     pub fn recent_openings(&self, since: i64) -> anyhow::Result<HashMap<String, HashMap<String, u32>>> {
         let mut stmt = self.conn.prepare(
@@ -356,6 +360,7 @@ impl Store {
         Ok(out)
     }
 
+    /// (consecutive failures, last error) per source, as of the last committed cycle.
     pub fn source_failures(&self) -> anyhow::Result<HashMap<String, (u32, String)>> {
         let mut stmt = self
             .conn
@@ -463,6 +468,12 @@ impl Store {
             tx.execute(
                 "UPDATE alerts SET severity = ?3, message = ?4 WHERE resource_id = ?1 AND rule = ?2 AND resolved_at IS NULL",
                 params![res, c.rule, c.severity.as_str(), c.message],
+            )?;
+        }
+        for (res, keys) in &w.announced {
+            tx.execute(
+                "UPDATE resources SET announced = ?2 WHERE id = ?1",
+                params![res, serde_json::to_string(keys)?],
             )?;
         }
         for (res, rule) in &w.flapping {

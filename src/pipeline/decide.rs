@@ -38,6 +38,8 @@ pub struct ResourceEval {
     /// What got weaker since the previous cycle (not since the baseline): every weakening is
     /// announced, also while an alert is already open.
     pub weakened_now: Vec<Change>,
+    /// What on-call was already told while its alerts are open (change keys).
+    pub announced: Vec<String>,
 }
 
 /// Whether a source could be read, cycle after cycle.
@@ -77,6 +79,8 @@ pub struct Decision {
     pub flapping: Vec<String>,
     /// (rule, cycles) of flapping alerts whose count of clear cycles changed.
     pub clearing: Vec<(String, u32)>,
+    /// What on-call has been told after this cycle, when it changed.
+    pub announced: Option<Vec<String>>,
     pub exposed: bool,
     pub reach: Option<Reach>,
 }
@@ -269,13 +273,20 @@ pub fn decide_resources(
             *out.suppressed_by_severity.entry(f.severity).or_default() += 1;
         }
         let mut plan = alerting::plan_with(&conds, &was_open, now, policy.remind_every_secs, &review.holding);
+        let new_weakness: Vec<Change> = r
+            .weakened_now
+            .iter()
+            .filter(|c| !r.announced.contains(&change_key(c)))
+            .cloned()
+            .collect();
         let further = further_weakening(
             &mut plan,
-            &r.weakened_now,
+            &new_weakness,
             &was_open,
             &review.holding,
             policy.min_severity,
         );
+        let announced = told(&r.announced, &plan, &r.eval.changes, &r.weakened_now);
         if let Some(sev) = plan
             .opened
             .iter()
@@ -328,11 +339,53 @@ pub fn decide_resources(
             further,
             flapping,
             clearing,
+            announced,
             exposed: r.eval.exposed,
             reach: r.eval.reach,
         });
     }
     out
+}
+
+/// A weakening's identity for "already told": the field and the value it took (for a member of
+/// a set, the set and the member), not its position.
+pub fn change_key(c: &Change) -> String {
+    let value = if c.after.is_null() { &c.before } else { &c.after };
+    let mut parts: Vec<&str> = c.path.split('/').collect();
+    while parts.last().is_some_and(|p| p.parse::<usize>().is_ok()) {
+        parts.pop();
+    }
+    format!("{}={}", parts.join("/"), crate::model::canonical_json(value))
+}
+
+/// What on-call knows after this cycle: everything weaker than the baseline once an alert is
+/// sent; nothing once no alert is open any more. `None` when that does not change. Pure.
+pub fn told(before: &[String], plan: &Plan, changes: &[Change], weakened_now: &[Change]) -> Option<Vec<String>> {
+    let open_after = !plan.opened.is_empty()
+        || !plan.escalated.is_empty()
+        || !plan.updated.is_empty()
+        || !plan.still_open.is_empty();
+    let after: Vec<String> = if !open_after {
+        vec![]
+    } else if matches!(plan.notice, Some(Notice::Alert(_))) {
+        let mut keys: Vec<String> = before
+            .iter()
+            .cloned()
+            .chain(
+                changes
+                    .iter()
+                    .chain(weakened_now)
+                    .filter(|c| c.class == crate::model::ChangeClass::Weakened)
+                    .map(change_key),
+            )
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    } else {
+        return None;
+    };
+    (after != before).then_some(after)
 }
 
 /// Every weakening is announced: when the posture got weaker this cycle while loud alerts were
@@ -426,6 +479,7 @@ pub fn decide_blindness(
                 further: vec![],
                 flapping: vec![],
                 clearing: vec![],
+                announced: None,
                 exposed: false,
                 reach: None,
             }
@@ -770,6 +824,7 @@ mod tests {
                 "open",
             )]),
             weakened_now: vec![],
+            announced: vec![],
         };
         let twice: HashMap<String, HashMap<String, u32>> =
             [("s/redis/a".to_string(), [("redis.auth.disabled".to_string(), 2)].into())].into();
@@ -917,6 +972,7 @@ mod tests {
             gone: true,
             eval: Evaluation::gone(),
             weakened_now: vec![],
+            announced: vec![],
         };
         let open: HashMap<String, Vec<OpenAlert>> =
             [("s/redis/a".to_string(), vec![open("redis.auth.disabled")])].into();
@@ -940,6 +996,7 @@ mod tests {
                 "open",
             )]),
             weakened_now: vec![],
+            announced: vec![],
         };
         let sups: HashMap<String, Vec<Suppression>> =
             [("s/redis/a".to_string(), vec![sup(7, "redis.auth.disabled", 100, "h1")])].into();

@@ -156,6 +156,11 @@ impl Pipeline {
             ended_suppressions: decisions.ended_suppressions.clone(),
             ..Default::default()
         };
+        for d in &decisions.resources {
+            if let (Some(keys), Some(k)) = (&d.announced, self.known.get_mut(&d.resource_id)) {
+                k.announced = keys.clone();
+            }
+        }
         for d in decisions.resources.iter().chain(&blindness) {
             record_alerts(&mut writes, d);
             if let Some(m) = mail::for_decision(d, &self.mail, detected_at) {
@@ -397,6 +402,7 @@ pub fn evaluate_known(
             gone,
             eval,
             weakened_now,
+            announced: k.announced.clone(),
         });
     }
     out
@@ -422,6 +428,9 @@ fn record_alerts(w: &mut CycleWrites, d: &Decision) {
         .extend(d.flapping.iter().map(|rule| (id.clone(), rule.clone())));
     w.clearing
         .extend(d.clearing.iter().map(|(rule, n)| (id.clone(), rule.clone(), *n)));
+    if let Some(keys) = &d.announced {
+        w.announced.push((id.clone(), keys.clone()));
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub fn observe(known: &mut HashMap<String, Known>, collected: &mut [Collected], 
                             baseline: r.posture.clone(),
                             document: r.posture,
                             deleted: false,
+                            announced: vec![],
                         },
                     );
                 }
@@ -168,6 +169,7 @@ mod tests {
                         document: doc.clone(),
                         baseline: doc,
                         deleted: *deleted,
+                        announced: vec![],
                     },
                 )
             })

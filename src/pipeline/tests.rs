@@ -505,10 +505,14 @@ mod trust {
         );
         let third = &p.store().outbox_listing(true).unwrap()[4].body_text;
         assert!(third.contains("flapping"), "{third}");
-        // Clear since the last flip: held for two more cycles, resolved on the third.
-        cycle(&mut p, t, doc(&[], true), vec![]);
+        // It flips again while held: nothing new to tell, no mail.
+        cycle(&mut p, t, doc(&[], false), vec![]);
         assert_eq!(sent(&p).len(), 5);
+        // Clear for three cycles in a row: held for two, resolved on the third.
         cycle(&mut p, t + 60, doc(&[], true), vec![]);
+        cycle(&mut p, t + 120, doc(&[], true), vec![]);
+        assert_eq!(sent(&p).len(), 5);
+        cycle(&mut p, t + 180, doc(&[], true), vec![]);
         assert_eq!(sent(&p).len(), 6);
         assert_eq!(sent(&p)[5].0, "[lockwatch] RESOLVED cache/redis/a:1");
     }

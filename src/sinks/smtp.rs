@@ -112,6 +112,20 @@ fn build_message(email: &Email, m: &Message) -> Result<lettre::Message, String> 
     if let Some(at) = chrono::DateTime::from_timestamp(m.created_at, 0) {
         b = b.date(at.into());
     }
+    // For mail filters (and tests): what the message is about, without parsing its text.
+    let header = |name: &str, value: String| {
+        lettre::message::header::HeaderName::new_from_ascii(name.to_string())
+            .map(|n| lettre::message::header::HeaderValue::new(n, value))
+            .map_err(|e| format!("header {name}: {e}"))
+    };
+    b = b.raw_header(header("X-Lockwatch-Kind", m.kind.as_str().to_string())?);
+    b = b.raw_header(header("X-Lockwatch-Resource", m.resource_id.clone())?);
+    if let Some(s) = m.severity {
+        b = b.raw_header(header("X-Lockwatch-Severity", s.as_str().to_string())?);
+    }
+    if !m.rules.is_empty() {
+        b = b.raw_header(header("X-Lockwatch-Rules", m.rules.join(", "))?);
+    }
     b.multipart(lettre::message::MultiPart::alternative_plain_html(
         m.text.clone(),
         m.html.clone(),

@@ -43,6 +43,12 @@ class Sink:
             "text": text.get_content() if text is not None else "",
             "html": html.get_content() if html is not None else "",
             "raw": envelope.content.decode("utf-8", "replace"),
+            "lockwatch": {
+                "kind": str(msg.get("X-Lockwatch-Kind", "")),
+                "severity": str(msg.get("X-Lockwatch-Severity", "")) or None,
+                "rules": [r.strip() for r in str(msg.get("X-Lockwatch-Rules", "")).split(",") if r.strip()],
+                "resource": str(msg.get("X-Lockwatch-Resource", "")),
+            },
         }
         path = os.path.join(self.out_dir, f"{next(self.counter):06d}.json")
         with open(path + ".tmp", "w") as f:

@@ -71,6 +71,21 @@ impl EsSource {
                 busy,
             ));
         }
+        // A read without credentials: an anonymous role may read data without being allowed
+        // to see the cluster (`/` and `_cat` need monitor privileges, `_search` does not).
+        let (search_status, _, _) = self.anonymous("/_search?size=0").await?;
+        let anonymous_can_search = match Answer::of(search_status) {
+            Answer::Accepted => Some(true),
+            Answer::AuthRequired | Answer::Forbidden => Some(false),
+            Answer::Missing | Answer::Other(_) => {
+                unknown.push(Unknown::new(
+                    "anonymous_can_search",
+                    format!("GET /_search without credentials answered {search_status}"),
+                    busy,
+                ));
+                None
+            }
+        };
         // Without a monitoring user only the anonymous probes are evidence; with one, a read
         // it may not make is lost sight.
         let privilege = "give the monitoring user the `monitor` cluster privilege (OpenSearch: cluster_monitor)";
@@ -114,7 +129,9 @@ impl EsSource {
         let security_enabled = if opensearch {
             match self.monitor("/_plugins/_security/health").await? {
                 (s, Some(v)) if s.is_success() => Some(v.get("status").and_then(Value::as_str) == Some("UP")),
-                (s, _) if matches!(Answer::of(s), Answer::Missing) => Some(false),
+                // With the plugin removed or disabled, OpenSearch has no handler for the path;
+                // any other refusal (a proxy's 404, a newer version) proves nothing.
+                (s, Some(v)) if s.as_u16() == 400 && v.to_string().contains("no handler found") => Some(false),
                 (s, _) => {
                     monitored("security_enabled", "GET /_plugins/_security/health", s);
                     None
@@ -152,10 +169,12 @@ impl EsSource {
             }
         };
         let cors_allow_any_origin = match self
-            .monitor("/_nodes/settings?filter_path=nodes.*.settings.http.cors")
+            // Each node's name comes along, so that "no CORS settings" (a node without them) is
+            // told apart from an answer naming no node at all (`{}`: a filter matching nothing).
+            .monitor("/_nodes/settings?filter_path=nodes.*.name,nodes.*.settings.http.cors")
             .await?
         {
-            (s, Some(v)) if s.is_success() => Some(nodes(&v).any(|n| {
+            (s, Some(v)) if s.is_success() && nodes(&v).next().is_some() => Some(nodes(&v).any(|n| {
                 let cors = n.pointer("/settings/http/cors");
                 let enabled = cors
                     .and_then(|c| c.get("enabled"))
@@ -167,6 +186,7 @@ impl EsSource {
                 enabled && matches!(origin.trim(), "*" | "/.*/" | "/.+/")
             })),
             (s, _) => {
+                // A success naming no node (`{}`) is no evidence either.
                 monitored("cors_allow_any_origin", "GET /_nodes/settings", s);
                 None
             }
@@ -175,7 +195,7 @@ impl EsSource {
             .monitor("/_nodes/http?filter_path=nodes.*.http.bound_address")
             .await?
         {
-            (s, Some(v)) if s.is_success() => {
+            (s, Some(v)) if s.is_success() && nodes(&v).next().is_some() => {
                 let mut all: Vec<String> = nodes(&v)
                     .filter_map(|n| n.pointer("/http/bound_address").and_then(Value::as_array))
                     .flatten()
@@ -205,6 +225,7 @@ impl EsSource {
                 version,
                 anonymous_root: Answer::of(root_status).as_str(),
                 anonymous_can_list_indices: idx_status.is_success(),
+                anonymous_can_search,
                 auth_schemes,
                 security_enabled,
                 anonymous_roles,

@@ -176,6 +176,10 @@ struct Posture {
     anonymous_root: String,
     /// `GET /_cat/indices` without credentials answered: anyone can see (and likely read) the data.
     anonymous_can_list_indices: bool,
+    /// `GET /_search?size=0` without credentials answered: anyone can read the data. Absent in
+    /// documents from before it was probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anonymous_can_search: Option<bool>,
     /// The authentication schemes the cluster offers in `WWW-Authenticate` (Basic, Bearer, ApiKey…).
     auth_schemes: Vec<String>,
     /// Security (X-Pack security / the OpenSearch security plugin) is on; `None` when unreadable.

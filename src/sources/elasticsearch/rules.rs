@@ -12,7 +12,8 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
         "Elasticsearch"
     };
     let auth_off = net::auth_off_severity(p.reach.as_deref());
-    if p.anonymous_can_list_indices || p.anonymous_root == "accepted" {
+    let can_search = p.anonymous_can_search == Some(true);
+    if p.anonymous_can_list_indices || p.anonymous_root == "accepted" || can_search {
         out.push(Finding::new(
             "elasticsearch.anonymous.access",
             auth_off,
@@ -20,7 +21,13 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
             format!(
                 "{product} answers requests without credentials ({}): anyone who reaches it can list and read the indices. \
                  Turn security back on ({}) and restart, or firewall it off now.",
-                if p.anonymous_can_list_indices { "GET /_cat/indices succeeded" } else { "GET / succeeded" },
+                if p.anonymous_can_list_indices {
+                    "GET /_cat/indices succeeded"
+                } else if can_search {
+                    "GET /_search succeeded"
+                } else {
+                    "GET / succeeded"
+                },
                 if p.distribution == "opensearch" { "remove plugins.security.disabled: true" } else { "xpack.security.enabled: true" }
             ),
         ));
@@ -85,7 +92,9 @@ pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
             &["accepted", "forbidden", "auth_required"],
             weak(Severity::Critical),
         ),
-        ["anonymous_can_list_indices"] => classify_flag(c.before, c.after, false, weak(Severity::Critical)),
+        ["anonymous_can_list_indices"] | ["anonymous_can_search"] => {
+            classify_flag(c.before, c.after, false, weak(Severity::Critical))
+        }
         ["security_enabled"] => classify_flag(c.before, c.after, true, weak(Severity::Critical)),
         ["anonymous_roles", _] => classify_risky_member(c.before, c.after, weak(Severity::High)),
         ["http_tls"] => classify_flag(c.before, c.after, true, weak(Severity::High)),
