@@ -31,6 +31,16 @@ pub struct OpenAlert {
     pub clear_cycles: u32,
 }
 
+impl OpenAlert {
+    pub fn as_condition(&self) -> Condition {
+        Condition {
+            rule: self.rule.clone(),
+            severity: self.severity,
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// A condition's identity for a suppression: a suppression granted for it holds while the
 /// finding says the same thing, whatever else in the posture changes.
 pub fn condition_hash(c: &Condition) -> String {
@@ -355,6 +365,7 @@ mod tests {
         let eval = Evaluation {
             stale: vec![],
             unreadable: false,
+            pending: vec![],
             reach: None,
             findings: vec![
                 Finding::new("x.low", Low, false, "l"),

@@ -40,6 +40,7 @@ struct RawAlerts {
     remind_every: Option<toml::Spanned<String>>,
     min_severity: Option<toml::Spanned<String>>,
     max_suppression: Option<toml::Spanned<String>>,
+    flap_after: Option<toml::Spanned<u32>>,
     email: Option<toml::Spanned<EmailConfig>>,
 }
 
@@ -137,6 +138,8 @@ pub struct Settings {
     pub min_severity: Severity,
     /// The longest a suppression may last (there is no "forever").
     pub max_suppression: Duration,
+    /// Openings of one rule within an hour after which it counts as flapping (0: never).
+    pub flap_after: u32,
 }
 
 impl Default for Settings {
@@ -146,6 +149,7 @@ impl Default for Settings {
             remind_every: Duration::from_secs(4 * 3600),
             min_severity: Severity::Medium,
             max_suppression: Duration::from_secs(90 * 86400),
+            flap_after: 3,
         }
     }
 }
@@ -310,6 +314,12 @@ impl Config {
             })?,
         };
 
+        let flap_after = raw
+            .alerts
+            .flap_after
+            .as_ref()
+            .map(|f| *f.get_ref())
+            .unwrap_or(defaults.flap_after);
         let max_suppression = match &raw.alerts.max_suppression {
             None => defaults.max_suppression,
             Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
@@ -418,6 +428,7 @@ impl Config {
                 remind_every,
                 min_severity,
                 max_suppression,
+                flap_after,
             },
             email,
             sources,

@@ -197,6 +197,19 @@ regions = ["us-east-1"]
 cidrs = ["198.51.100.0/24"]
 "#;
 
+fn eval(doc: &serde_json::Value, trust: &Trust) -> Result<policy::Verdict, String> {
+    policy::evaluate(
+        doc,
+        &policy::Context {
+            owner: "111122223333",
+            resource_arn: "arn:aws:es:us-east-1:111122223333:domain/d",
+            trust,
+            service: &policy::OPENSEARCH,
+            now: None,
+        },
+    )
+}
+
 proptest! {
     #[test]
     fn config_parse_never_panics_on_any_text(text in "\\PC{0,400}") {
@@ -217,12 +230,12 @@ proptest! {
 
     #[test]
     fn policy_evaluator_never_panics(doc in json_value()) {
-        let _ = policy::evaluate(&doc, "111122223333", &Trust::default());
+        let _ = eval(&doc, &Trust::default());
     }
 
     #[test]
     fn policy_evaluator_properties(doc in policy_doc()) {
-        let v = policy::evaluate(&doc, "111122223333", &Trust::default()).unwrap();
+        let v = eval(&doc, &Trust::default()).unwrap();
         // An opening verdict always quotes an Allow statement.
         if v.reach > Reach::Restricted {
             prop_assert_eq!(v.statement.as_ref().and_then(|s| s["Effect"].as_str()), Some("Allow"));
@@ -230,10 +243,10 @@ proptest! {
         // Dropping the Deny statements can only widen who gets in.
         let mut no_deny = doc.clone();
         no_deny["Statement"].as_array_mut().unwrap().retain(|s| s["Effect"] != "Deny");
-        prop_assert!(policy::evaluate(&no_deny, "111122223333", &Trust::default()).unwrap().reach >= v.reach);
+        prop_assert!(eval(&no_deny, &Trust::default()).unwrap().reach >= v.reach);
         // Trusting more accounts can only narrow it.
-        let trusted = Trust { accounts: vec!["999988887777".into()], org_ids: vec![] };
-        prop_assert!(policy::evaluate(&doc, "111122223333", &trusted).unwrap().reach <= v.reach);
+        let trusted = Trust { accounts: vec!["999988887777".into()], ..Trust::default() };
+        prop_assert!(eval(&doc, &trusted).unwrap().reach <= v.reach);
     }
 
     #[test]
@@ -262,8 +275,8 @@ proptest! {
         let new = [crate::alerting::Condition { rule, severity: crate::model::Severity::High, message }];
         let r = mail::render(&mail::MailContext {
             resource_id: &id, kind: "redis", notice: crate::alerting::Notice::Alert(crate::model::Severity::High),
-            detected_at: chrono::Utc::now(), new: &new, still_open: &[], resolved: &[], changes: &[], further: &[], exposed: false,
-            config_path: Path::new("/etc/lockwatch/lockwatch.toml"), about_posture: true, internet: false,
+            detected_at: chrono::Utc::now(), new: &new, reopened: &[], still_open: &[], resolved: &[], changes: &[], further: &[],
+            exposed: false, reach: None, config_path: Path::new("/etc/lockwatch/lockwatch.toml"), about_posture: true, notes: &[],
         });
         let body = r.html.trim_start_matches("<html><body>");
         prop_assert!(!mail::esc(&new[0].message).contains('<'));

@@ -3,6 +3,7 @@
 
 use crate::alerting::{Condition, Notice, OpenAlert};
 use crate::model::{Change, ChangeClass};
+use crate::net::Reach;
 use crate::pipeline::decide::{Decision, ExpiryNotice};
 use crate::pipeline::evaluate::show_value;
 use crate::sinks::{MessageKind, Outgoing};
@@ -33,17 +34,20 @@ pub struct MailContext<'a> {
     pub notice: Notice,
     pub detected_at: chrono::DateTime<chrono::Utc>,
     pub new: &'a [Condition],
+    /// Rules among `new` that alert again because their suppression ended.
+    pub reopened: &'a [String],
     pub still_open: &'a [OpenAlert],
     pub resolved: &'a [OpenAlert],
     pub changes: &'a [Change],
     /// Weakenings since the previous cycle, announced while alerts were already open.
     pub further: &'a [Change],
     pub exposed: bool,
+    pub reach: Option<Reach>,
     pub config_path: &'a Path,
     /// Whether `baseline accept` applies (not for lockwatch's own alerts, such as blindness).
     pub about_posture: bool,
-    /// The resource can be reached from the internet (said in the subject).
-    pub internet: bool,
+    /// Sentences that open the mail (why it came: a suppression ended, who accepted…).
+    pub notes: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,66 +57,129 @@ pub struct Rendered {
     pub html: String,
 }
 
-pub fn subject(notice: Notice, resource_id: &str, exposed: bool, internet: bool) -> String {
-    match notice {
-        Notice::Alert(s) if exposed && internet => format!(
-            "[lockwatch] {} {resource_id} is exposed to the internet",
-            s.subject_word()
-        ),
-        Notice::Alert(s) => format!(
-            "[lockwatch] {} {resource_id}{}",
-            s.subject_word(),
-            if exposed { " is exposed" } else { "" }
-        ),
-        Notice::Reminder(s) => format!("[lockwatch] {} {resource_id} (reminder: still open)", s.subject_word()),
-        Notice::Resolved => format!("[lockwatch] RESOLVED {resource_id}"),
-        Notice::PartlyResolved(s) => format!(
-            "[lockwatch] {} {resource_id} (partly resolved, still open)",
-            s.subject_word()
-        ),
+/// How far the resource can be reached from, in words.
+fn reach_phrase(r: Reach) -> &'static str {
+    match r {
+        Reach::Internet => "reachable from the internet",
+        Reach::Private => "on the private network",
+        Reach::Loopback => "on a loopback-only server",
+    }
+}
+
+/// The source a blindness alert is about (`lockwatch/source/<name>`).
+fn blind_source(resource_id: &str) -> Option<&str> {
+    resource_id.strip_prefix("lockwatch/source/")
+}
+
+/// The subject says the severity, the resource, and the reach, so that it can be judged at a
+/// glance; a blindness subject says what is wrong.
+pub fn subject(c: &MailContext<'_>) -> String {
+    if let Some(source) = blind_source(c.resource_id) {
+        return match c.notice {
+            Notice::Resolved => format!("[lockwatch] RESOLVED lockwatch can see source {source} again"),
+            n => {
+                let why = c
+                    .new
+                    .iter()
+                    .chain(c.still_open.iter().map(|o| o.as_condition()).collect::<Vec<_>>().iter())
+                    .find_map(|x| x.message.split("Last error: ").nth(1).map(str::to_string))
+                    .unwrap_or_default();
+                let mut why: String = why.chars().take(120).collect();
+                if why.len() < why.chars().count() {
+                    why.push('…');
+                }
+                let sev = match n {
+                    Notice::Alert(s) | Notice::Reminder(s) | Notice::PartlyResolved(s) => s.subject_word(),
+                    Notice::Resolved => "RESOLVED",
+                };
+                format!("[lockwatch] {sev} lockwatch cannot see source {source}: {why}")
+            }
+        };
+    }
+    let id = c.resource_id;
+    let reach = c.reach.map(reach_phrase);
+    let state = match (c.exposed, reach) {
+        (true, Some(r)) if c.reach == Some(Reach::Internet) => format!(" is exposed, {r}"),
+        (true, Some(r)) => format!(" is exposed {r}"),
+        (true, None) => " is exposed".to_string(),
+        (false, Some(r)) => format!(" ({r})"),
+        (false, None) => String::new(),
+    };
+    match c.notice {
+        Notice::Alert(s) if !c.further.is_empty() && c.new.is_empty() => {
+            format!("[lockwatch] {} {id}{state} (further weakened)", s.subject_word())
+        }
+        Notice::Alert(s) => format!("[lockwatch] {} {id}{state}", s.subject_word()),
+        Notice::Reminder(s) => format!("[lockwatch] {} {id}{state} (reminder: still open)", s.subject_word()),
+        Notice::Resolved => format!("[lockwatch] RESOLVED {id}"),
+        Notice::PartlyResolved(s) => format!("[lockwatch] {} {id} (partly resolved, still open)", s.subject_word()),
+    }
+}
+
+/// One change, for people: what it means, then the field as a detail.
+fn change_line(kind: &str, ch: &Change) -> String {
+    let detail = format!(
+        "{} {}: {} → {}",
+        ch.class.as_str(),
+        ch.path,
+        show_value(&ch.before),
+        show_value(&ch.after)
+    );
+    match crate::sources::describe_change(kind, ch) {
+        Some(words) => format!("{words} ({detail})"),
+        None => detail,
     }
 }
 
 pub fn render(c: &MailContext<'_>) -> Rendered {
-    let mut subject = subject(c.notice, c.resource_id, c.exposed, c.internet);
-    if !c.further.is_empty() && c.new.is_empty() {
-        subject.push_str(" (further weakened)");
-    }
+    let subject = subject(c);
     let when = c.detected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
-    let headline = match c.notice {
-        Notice::Alert(_) if !c.about_posture => format!("lockwatch needs attention: {}.", c.resource_id),
-        Notice::Alert(_) if c.exposed => {
-            format!("{} is reachable without authentication.", c.resource_id)
+    let id = c.resource_id;
+    let weakened_vs_baseline = c.changes.iter().any(|ch| ch.class == ChangeClass::Weakened);
+    let where_ = c.reach.map(|r| format!(" ({})", reach_phrase(r))).unwrap_or_default();
+    let headline = match (c.notice, blind_source(id)) {
+        (Notice::Resolved, Some(source)) => format!("lockwatch can read source {source} again."),
+        (_, Some(source)) => {
+            format!("lockwatch cannot see source {source}: it cannot tell whether protection changes there.")
         }
-        Notice::Alert(_) => format!("Protection of {} was weakened.", c.resource_id),
-        Notice::Reminder(_) => format!("{} still has open alerts.", c.resource_id),
-        Notice::PartlyResolved(_) => format!("Some alerts on {} cleared; others are still open.", c.resource_id),
-        Notice::Resolved if !c.about_posture => format!("{} is back to normal.", c.resource_id),
-        Notice::Resolved => format!("Protection of {} is back.", c.resource_id),
+        (Notice::Alert(_), None) if !c.further.is_empty() && c.new.is_empty() => {
+            format!("Protection of {id}{where_} was weakened further while its alerts are open.")
+        }
+        (Notice::Alert(_), None) if weakened_vs_baseline => format!("Protection of {id}{where_} was weakened."),
+        // First sight, or a finding without a change against the baseline: nothing "was weakened".
+        (Notice::Alert(_), None) if c.exposed => format!("{id}{where_} is reachable without authentication."),
+        (Notice::Alert(_), None) => format!("lockwatch found a problem with {id}{where_}."),
+        (Notice::Reminder(_), None) => format!("{id} still has open alerts."),
+        (Notice::PartlyResolved(_), None) => format!("Some alerts on {id} cleared; others are still open."),
+        (Notice::Resolved, None) => format!("Protection of {id} is back: every alert on it is resolved."),
     };
-    let headline = if !c.further.is_empty() && c.new.is_empty() {
-        format!(
-            "Protection of {} was weakened further while its alerts are open.",
-            c.resource_id
-        )
-    } else {
-        headline
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    let cond_line = |rule: &str, sev: &str, msg: &str| {
+        if rule == crate::alerting::DRIFT_RULE {
+            format!("[{sev}] {rule}: weaker than the approved baseline (see What changed)")
+        } else {
+            format!("[{sev}] {rule}: {msg}")
+        }
     };
-    let cond_line = |rule: &str, sev: &str, msg: &str| format!("[{sev}] {rule}: {msg}");
     if !c.further.is_empty() {
         sections.push((
             "Further weakened since the last check".into(),
-            c.further
-                .iter()
-                .map(|ch| format!("{}: {} → {}", ch.path, show_value(&ch.before), show_value(&ch.after)))
+            c.further.iter().map(|ch| change_line(c.kind, ch)).collect(),
+        ));
+    }
+    let (reopened, new): (Vec<&Condition>, Vec<&Condition>) = c.new.iter().partition(|x| c.reopened.contains(&x.rule));
+    if !new.is_empty() {
+        sections.push((
+            "New".into(),
+            new.iter()
+                .map(|x| cond_line(&x.rule, x.severity.as_str(), &x.message))
                 .collect(),
         ));
     }
-    if !c.new.is_empty() {
+    if !reopened.is_empty() {
         sections.push((
-            "New".into(),
-            c.new
+            "Suppression ended: alerting again".into(),
+            reopened
                 .iter()
                 .map(|x| cond_line(&x.rule, x.severity.as_str(), &x.message))
                 .collect(),
@@ -147,37 +214,38 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
     if !changes.is_empty() {
         sections.push((
             "What changed since the approved baseline".into(),
-            changes
-                .iter()
-                .map(|ch| {
-                    format!(
-                        "{} {}: {} → {}",
-                        ch.class.as_str(),
-                        ch.path,
-                        show_value(&ch.before),
-                        show_value(&ch.after)
-                    )
-                })
-                .collect(),
+            changes.iter().map(|ch| change_line(c.kind, ch)).collect(),
         ));
     }
     let cfg = c.config_path.display();
+    let resolved = matches!(c.notice, Notice::Resolved);
     let mut footer = vec![
-        format!("Resource: {} (kind {})", c.resource_id, c.kind),
-        format!("Detected: {when}"),
+        format!("Resource: {} (kind {})", id, c.kind),
+        if resolved {
+            format!("Resolved at: {when}")
+        } else {
+            format!("Detected: {when}")
+        },
     ];
     if c.about_posture {
-        footer.push(format!(
-            "Change history: lockwatch --config {cfg} history {}",
-            c.resource_id
-        ));
-        footer.push(format!(
-            "If this change was deliberate, approve it as the new baseline: lockwatch --config {cfg} baseline accept {}",
-            c.resource_id
-        ));
+        footer.push(format!("Change history: lockwatch --config {cfg} history {id}"));
+        // Approving applies to a weakening that is still there, not to an all-clear.
+        if matches!(c.notice, Notice::Alert(_) | Notice::Reminder(_)) && weakened_vs_baseline {
+            footer.push(format!(
+                "If this change was deliberate, approve it as the new baseline: lockwatch --config {cfg} baseline accept {id}"
+            ));
+        }
     }
 
-    let mut text = format!("{headline}\n\n");
+    let mut text = String::new();
+    for n in c.notes {
+        text.push_str(n);
+        text.push('\n');
+    }
+    if !c.notes.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&format!("{headline}\n\n"));
     for (title, lines) in &sections {
         text.push_str(&format!("{title}:\n"));
         for l in lines {
@@ -188,7 +256,11 @@ pub fn render(c: &MailContext<'_>) -> Rendered {
     text.push_str(&footer.join("\n"));
     text.push('\n');
 
-    let mut html = format!("<html><body><p><strong>{}</strong></p>\n", esc(&headline));
+    let mut html = String::from("<html><body>");
+    for n in c.notes {
+        html.push_str(&format!("<p>{}</p>\n", esc(n)));
+    }
+    html.push_str(&format!("<p><strong>{}</strong></p>\n", esc(&headline)));
     for (title, lines) in &sections {
         html.push_str(&format!("<h3>{}</h3>\n<ul>\n", esc(title)));
         for l in lines {
@@ -235,24 +307,23 @@ pub fn for_decision(
             .filter(|o| d.plan.updated.iter().any(|u| u.rule == o.rule))
             .cloned(),
     );
-    let mut rendered = render(&MailContext {
+    let rendered = render(&MailContext {
         resource_id: &d.resource_id,
         kind: &d.kind,
         notice,
         detected_at,
         new: &new,
+        reopened: &d.reopened,
         still_open: &still_open,
         resolved: &d.plan.resolved,
         changes: &d.changes,
         further: &d.further,
         exposed: d.exposed,
+        reach: d.reach,
         config_path: &settings.config_path,
         about_posture: d.about_posture,
-        internet: d.reach == Some(crate::net::Reach::Internet),
+        notes: &d.notes,
     });
-    if !d.notes.is_empty() {
-        rendered.text = d.notes.join("\n") + "\n\n" + &rendered.text;
-    }
     let (kind, severity) = match notice {
         Notice::Alert(s) => (MessageKind::Alert, Some(s)),
         Notice::Reminder(s) => (MessageKind::Reminder, Some(s)),
@@ -322,33 +393,106 @@ mod tests {
     use crate::model::Severity;
     use serde_json::json;
 
-    #[test]
-    fn subjects() {
-        let cases = [
-            (
-                Notice::Alert(Severity::Critical),
-                true,
-                "[lockwatch] CRITICAL a/redis/h:1 is exposed",
-            ),
-            (Notice::Alert(Severity::High), false, "[lockwatch] HIGH a/redis/h:1"),
-            (
-                Notice::Reminder(Severity::Critical),
-                true,
-                "[lockwatch] CRITICAL a/redis/h:1 (reminder: still open)",
-            ),
-            (Notice::Resolved, false, "[lockwatch] RESOLVED a/redis/h:1"),
-        ];
-        assert_eq!(
-            subject(Notice::Alert(Severity::Critical), "a/redis/h:1", true, true),
-            "[lockwatch] CRITICAL a/redis/h:1 is exposed to the internet"
-        );
-        for (n, exposed, want) in cases {
-            assert_eq!(subject(n, "a/redis/h:1", exposed, false), want);
+    fn ctx<'a>(
+        notice: Notice,
+        exposed: bool,
+        reach: Option<Reach>,
+        new: &'a [Condition],
+        changes: &'a [Change],
+    ) -> MailContext<'a> {
+        MailContext {
+            resource_id: "a/redis/h:1",
+            kind: "redis",
+            notice,
+            detected_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            new,
+            reopened: &[],
+            still_open: &[],
+            resolved: &[],
+            changes,
+            further: &[],
+            exposed,
+            reach,
+            config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
+            about_posture: true,
+            notes: &[],
         }
     }
 
     #[test]
-    fn body_says_what_changed_and_how_to_accept() {
+    fn subjects_say_severity_resource_and_reach() {
+        use Severity::*;
+        let cases = [
+            (
+                Notice::Alert(Critical),
+                true,
+                Some(Reach::Internet),
+                "[lockwatch] CRITICAL a/redis/h:1 is exposed, reachable from the internet",
+            ),
+            (
+                Notice::Alert(Critical),
+                true,
+                Some(Reach::Loopback),
+                "[lockwatch] CRITICAL a/redis/h:1 is exposed on a loopback-only server",
+            ),
+            (
+                Notice::Alert(High),
+                true,
+                Some(Reach::Private),
+                "[lockwatch] HIGH a/redis/h:1 is exposed on the private network",
+            ),
+            (
+                Notice::Alert(Critical),
+                true,
+                None,
+                "[lockwatch] CRITICAL a/redis/h:1 is exposed",
+            ),
+            (
+                Notice::Alert(Medium),
+                false,
+                Some(Reach::Loopback),
+                "[lockwatch] MEDIUM a/redis/h:1 (on a loopback-only server)",
+            ),
+            (Notice::Alert(High), false, None, "[lockwatch] HIGH a/redis/h:1"),
+            (
+                Notice::Reminder(Critical),
+                true,
+                None,
+                "[lockwatch] CRITICAL a/redis/h:1 is exposed (reminder: still open)",
+            ),
+            (
+                Notice::Resolved,
+                false,
+                Some(Reach::Internet),
+                "[lockwatch] RESOLVED a/redis/h:1",
+            ),
+            (
+                Notice::PartlyResolved(High),
+                true,
+                None,
+                "[lockwatch] HIGH a/redis/h:1 (partly resolved, still open)",
+            ),
+        ];
+        for (n, exposed, reach, want) in cases {
+            assert_eq!(subject(&ctx(n, exposed, reach, &[], &[])), want);
+        }
+        let blind = [Condition {
+            rule: "lockwatch.source.blind".into(),
+            severity: High,
+            message: "lockwatch has failed … Last error: connection refused".into(),
+        }];
+        let mut c = ctx(Notice::Alert(High), false, None, &blind, &[]);
+        c.resource_id = "lockwatch/source/db";
+        assert_eq!(
+            subject(&c),
+            "[lockwatch] HIGH lockwatch cannot see source db: connection refused"
+        );
+        c.notice = Notice::Resolved;
+        assert_eq!(subject(&c), "[lockwatch] RESOLVED lockwatch can see source db again");
+    }
+
+    #[test]
+    fn bodies_say_what_happened_and_what_to_do() {
         let new = [Condition {
             rule: "redis.auth.disabled".into(),
             severity: Severity::Critical,
@@ -361,26 +505,65 @@ mod tests {
             class: ChangeClass::Weakened,
             severity: Some(Severity::Critical),
         }];
-        let r = render(&MailContext {
-            resource_id: "cache/redis/127.0.0.1:6379",
-            kind: "redis",
-            notice: Notice::Alert(Severity::Critical),
-            detected_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-            new: &new,
-            still_open: &[],
-            resolved: &[],
-            changes: &changes,
-            further: &[],
-            exposed: true,
-            config_path: Path::new("/etc/lockwatch/lockwatch.toml"),
-            about_posture: true,
-            internet: false,
-        });
-        assert!(r.text.contains("weakened /requirepass_set: true → false"), "{}", r.text);
+        let r = render(&ctx(
+            Notice::Alert(Severity::Critical),
+            true,
+            Some(Reach::Loopback),
+            &new,
+            &changes,
+        ));
+        assert!(
+            r.text
+                .starts_with("Protection of a/redis/h:1 (on a loopback-only server) was weakened."),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("the password was removed (requirepass is empty) (weakened /requirepass_set: true → false)"),
+            "the change in words, the field as a detail: {}",
+            r.text
+        );
         assert!(r.text.contains("[critical] redis.auth.disabled"));
         assert!(r.text.contains("Detected: 2023-11-14T22:13:20Z"));
-        assert!(r.text.contains("baseline accept cache/redis/127.0.0.1:6379"));
+        assert!(r.text.contains("baseline accept a/redis/h:1"));
         assert!(r.html.contains("no &lt;password&gt;"), "{}", r.html);
         assert!(!r.html.contains("<password>"));
+        // First sight: nothing was weakened, it was found.
+        let first = render(&ctx(Notice::Alert(Severity::Critical), true, None, &new, &[]));
+        assert!(
+            first
+                .text
+                .starts_with("a/redis/h:1 is reachable without authentication."),
+            "{}",
+            first.text
+        );
+        assert!(
+            !first.text.contains("weakened") && !first.text.contains("baseline accept"),
+            "{}",
+            first.text
+        );
+        // An all-clear does not offer to approve anything, and says when it resolved.
+        let resolved = render(&ctx(Notice::Resolved, false, None, &[], &[]));
+        assert!(
+            resolved.text.contains("Resolved at: 2023-11-14T22:13:20Z"),
+            "{}",
+            resolved.text
+        );
+        assert!(
+            !resolved.text.contains("baseline accept") && !resolved.text.contains("Detected"),
+            "{}",
+            resolved.text
+        );
+        // A finding whose suppression ended is not "New".
+        let reopened = ["redis.auth.disabled".to_string()];
+        let mut c = ctx(Notice::Alert(Severity::Critical), true, None, &new, &[]);
+        c.reopened = &reopened;
+        let r = render(&c);
+        assert!(
+            r.text.contains("Suppression ended: alerting again:") && !r.text.contains("New:"),
+            "{}",
+            r.text
+        );
     }
 }

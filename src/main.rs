@@ -196,6 +196,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Scan { format, fail_on } => cli::scan(&config, &build()?, format, fail_on).await,
         Command::CheckConfig => {
             let runtime = build()?;
+            store::Store::check_state_dir(&config.state_dir)?;
             println!("{}: OK", config.path.display());
             println!(
                 "  sources: {}",

@@ -85,6 +85,9 @@ pub struct Unknown {
     pub why: String,
     /// What the operator can do about it (usually the grant that is missing).
     pub fix: String,
+    /// Readable, but what was read is not in force yet (a file edited and not reloaded): the
+    /// value in force stays the last one seen, and this is no finding of its own.
+    pub pending: bool,
 }
 
 impl Unknown {
@@ -93,6 +96,15 @@ impl Unknown {
             field: field.to_string(),
             why: why.into(),
             fix: fix.into(),
+            pending: false,
+        }
+    }
+
+    /// A value read that is not in force yet (see [`Unknown::pending`]).
+    pub fn pending(field: &str, why: impl Into<String>, fix: impl Into<String>) -> Self {
+        Unknown {
+            pending: true,
+            ..Unknown::new(field, why, fix)
         }
     }
 }
@@ -110,6 +122,9 @@ pub struct Visibility {
     pub since: i64,
     /// A value read before is kept in its place (stale); `false`: it was never read.
     pub stale: bool,
+    /// What was read is not in force yet; the value kept is the one in force.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// A posture document as its canonical JSON text, shared and cheap to clone. The daemon keeps

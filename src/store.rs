@@ -211,15 +211,7 @@ impl Store {
         if state_dir.is_dir() {
             return Ok(());
         }
-        if let Some(parent) = state_dir.parent().filter(|p| !p.as_os_str().is_empty())
-            && !parent.is_dir()
-        {
-            bail!(
-                "state_dir {}: its parent directory {} does not exist. Check daemon.state_dir for a typo, or create the parent first",
-                state_dir.display(),
-                parent.display()
-            );
-        }
+        Self::check_state_dir(state_dir)?;
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(state_dir)
@@ -229,6 +221,21 @@ impl Store {
                     state_dir.display()
                 )
             })
+    }
+
+    /// `state_dir` exists, or can be created where it is (its parent exists).
+    pub fn check_state_dir(state_dir: &Path) -> anyhow::Result<()> {
+        if let Some(parent) = state_dir.parent().filter(|p| !p.as_os_str().is_empty())
+            && !state_dir.is_dir()
+            && !parent.is_dir()
+        {
+            bail!(
+                "state_dir {}: its parent directory {} does not exist. Check daemon.state_dir for a typo, or create the parent first",
+                state_dir.display(),
+                parent.display()
+            );
+        }
+        Ok(())
     }
 
     /// Open (creating if needed) the state file in `state_dir`: directory 0700, file 0600.

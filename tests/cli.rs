@@ -52,7 +52,7 @@ fn config_path_from_environment() {
 fn scan_exit_codes_and_json() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "pw-scan");
-    let dead_port = free_port();
+    let silent = Silent::new();
     let cfg = write(
         tmp.path(),
         "scan.toml",
@@ -93,62 +93,104 @@ fn scan_exit_codes_and_json() {
         tmp.path(),
         "down.toml",
         &format!(
-            "[[sources]]\nkind = \"redis\"\nname = \"gone\"\nurl = \"redis://:pw@127.0.0.1:{dead_port}\"\ntimeout = \"2s\"\n"
+            "[[sources]]\nkind = \"redis\"\nname = \"gone\"\nurl = \"redis://:pw@127.0.0.1:{}\"\ntimeout = \"2s\"\n",
+            silent.port()
         ),
     );
-    let (code, out, _) = cli(&cfg2, &["scan", "--format", "json"]);
+    let (code, out, err) = cli(&cfg2, &["scan", "--format", "json"]);
     assert_eq!(code, 2, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["errors"][0]["source"], "gone");
     assert!(!out.contains("pw@"), "{out}");
+    // Said once, in the report: not again as a log line.
+    assert!(!err.contains("gone"), "the failure is printed once: {err}");
 }
 
 #[test]
 fn test_alert_reaches_the_smtp_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let cfg = write_config(tmp.path(), free_port(), smtp.port, "");
+    let smtp = Smtp::start(tmp.path());
+    let cfg = write_config(tmp.path(), smtp.port, "");
     let (code, out, err) = cli(&cfg, &["test-alert"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("accepted"), "{out}");
-    let m = wait_mail(&smtp.dir, "[lockwatch] TEST", Duration::from_secs(10));
-    assert!(m["text"].as_str().unwrap().contains("alert delivery works"));
+    assert!(out.contains("accepted") && out.contains("oncall@example.com"), "{out}");
+    let m = smtp.expect(0, "lockwatch/test", &[("test", None, &[])], Duration::from_secs(10));
+    assert!(m[0].subject.starts_with("[lockwatch] TEST"), "{}", m[0].subject);
+    assert!(m[0].text.contains("alert delivery works"));
 
-    let down = write_config(tmp.path(), free_port(), free_port(), "");
+    // The server never answers: a temporary failure, said so.
+    let silent = Silent::new();
+    let down = write_config(tmp.path(), silent.port(), "");
     let (code, _, err) = cli(&down, &["test-alert"]);
     assert_eq!(code, 2);
     assert!(err.contains("not delivered") && err.contains("temporary"), "{err}");
+
+    // No [alerts.email]: nobody would be paged, and the exit code says so.
+    let no_mail = write(tmp.path(), "nomail.toml", "");
+    let (code, out, _) = cli(&no_mail, &["test-alert"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("log only") && out.contains("nobody was paged"), "{out}");
 }
 
 #[test]
 fn second_daemon_on_the_same_state_dir_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let port = free_port();
-    let cfg = write_config(tmp.path(), port, smtp.port, "");
-    let _first = Lockwatch::start(&cfg, port);
+    let smtp = Smtp::start(tmp.path());
+    let cfg = write_config(tmp.path(), smtp.port, "");
+    let _first = Lockwatch::start(&cfg);
     let (code, _, err) = cli(&cfg, &["run"]);
     assert_eq!(code, 2);
     assert!(err.contains("another lockwatch daemon is already running"), "{err}");
 }
 
 #[test]
-fn a_damaged_state_file_is_refused_and_left_untouched() {
+fn a_mistyped_state_dir_is_an_error_not_a_fresh_start() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), free_port(), free_port(), "");
-    let state = tmp.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let db = state.join("lockwatch.db");
-    let junk =
-        b"SQLite format 3\0 but then garbage, as after a disk error ....................................".repeat(64);
-    std::fs::write(&db, &junk).unwrap();
-    for args in [&["run"][..], &["baseline", "show"][..]] {
+    let cfg = write(
+        tmp.path(),
+        "typo.toml",
+        &format!(
+            "[daemon]\nstate_dir = \"{}/nonexistent/dir/state\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+            tmp.path().display()
+        ),
+    );
+    for args in [&["run"][..], &["check-config"][..]] {
         let (code, _, err) = cli(&cfg, args);
-        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
-            err.contains("is damaged") && err.contains("will not overwrite"),
-            "{err}"
+            err.contains("nonexistent/dir") && err.contains("does not exist"),
+            "{args:?}: {err}"
         );
     }
-    assert_eq!(std::fs::read(&db).unwrap(), junk, "the damaged file is kept as it was");
+    assert!(!tmp.path().join("nonexistent").exists(), "nothing was created");
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::fd::FromRawFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "c.toml", "[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n");
+    // A pipe whose reading end is closed before the command starts, as `| head` leaves it.
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc_pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc_close(fds[0]) };
+    let stdout = unsafe { std::process::Stdio::from_raw_fd(fds[1]) };
+    let out = std::process::Command::new(lockwatch_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}
+
+unsafe extern "C" {
+    #[link_name = "pipe"]
+    fn libc_pipe(fds: *mut i32) -> i32;
+    #[link_name = "close"]
+    fn libc_close(fd: i32) -> i32;
 }

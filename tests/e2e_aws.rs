@@ -6,8 +6,8 @@ use std::time::Duration;
 use support::*;
 
 const ACCOUNT: &str = "123456789012";
-const OWN: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"es:*","Resource":"arn:aws:es:us-east-1:123456789012:domain/orders/*"}]}"#;
-const OPEN: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"wide-open","Effect":"Allow","Principal":"*","Action":"es:*","Resource":"arn:aws:es:us-east-1:123456789012:domain/orders/*"}]}"#;
+const OWN: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"es:*","Resource":"DOMAIN_ARN/*"}]}"#;
+const OPEN: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"wide-open","Effect":"Allow","Principal":"*","Action":"es:*","Resource":"DOMAIN_ARN/*"}]}"#;
 
 fn aws_source(name: &str, moto: &Moto, regions: &str, extra: &str) -> String {
     format!(
@@ -15,6 +15,8 @@ fn aws_source(name: &str, moto: &Moto, regions: &str, extra: &str) -> String {
         moto.endpoint
     )
 }
+
+const T: Duration = Duration::from_secs(60);
 
 struct Rig {
     _tmp: tempfile::TempDir,
@@ -27,7 +29,7 @@ impl Rig {
     fn new() -> Rig {
         let tmp = tempfile::tempdir().unwrap();
         let moto = Moto::start(tmp.path());
-        let smtp = Smtp::start(free_port(), tmp.path());
+        let smtp = Smtp::start(tmp.path());
         Rig {
             _tmp: tmp,
             moto,
@@ -36,28 +38,16 @@ impl Rig {
         }
     }
     fn start(&mut self, sources: &str) -> &Lockwatch {
-        let port = free_port();
-        let cfg = write_config(self._tmp.path(), port, self.smtp.port, sources);
-        self.lw = Some(Lockwatch::start(&cfg, port));
+        let cfg = write_config(self._tmp.path(), self.smtp.port, sources);
+        self.lw = Some(Lockwatch::start(&cfg));
         self.lw.as_ref().unwrap()
     }
     fn lw(&self) -> &Lockwatch {
         self.lw.as_ref().unwrap()
     }
-    fn wait_cycle_with(&self, id: &str) {
-        wait_for(&format!("a cycle that records {id}"), Duration::from_secs(60), || {
-            self.lw().metrics().contains(id).then_some(())
-        });
-    }
-    fn mail(&self, prefix: &str) -> serde_json::Value {
-        wait_mail(&self.smtp.dir, prefix, Duration::from_secs(60))
-    }
-    fn count(&self, prefix: &str) -> usize {
-        self.smtp
-            .mails()
-            .iter()
-            .filter(|m| m["subject"].as_str().unwrap_or("").starts_with(prefix))
-            .count()
+    /// Exactly these mails about `id` since `mark`.
+    fn expect(&self, mark: usize, id: &str, want: &[Expected<'_>]) -> Vec<Mail> {
+        self.smtp.expect(mark, id, want, T)
     }
 }
 
@@ -72,17 +62,18 @@ fn opensearch_policy_opened_to_everyone_then_restored() {
         "services = [\"opensearch\"]",
     ));
     let id = format!("prod/opensearch/{ACCOUNT}/us-east-1/orders");
-    rig.wait_cycle_with(&id);
-    std::thread::sleep(Duration::from_secs(2));
+    rig.lw().quiet(2);
     assert!(
         rig.smtp.mails().is_empty(),
         "a restricted domain must not alert: {:?}",
         rig.smtp.mails()
     );
 
+    let public: &[&str] = &["drift.weakened", "opensearch.policy.public"];
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "policy", &["orders", OPEN]);
-    let alert = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
-    let text = alert["text"].as_str().unwrap();
+    let alert = rig.expect(mark, &id, &[("alert", Some("critical"), public)]);
+    let text = &alert[0].text;
     assert!(text.contains("opensearch.policy.public"), "{text}");
     assert!(text.contains("weakened /policy_reach: restricted → public"), "{text}");
     assert!(
@@ -94,9 +85,10 @@ fn opensearch_policy_opened_to_everyone_then_restored() {
         (metric(&rig.lw().metrics(), &exposed) == Some(1.0)).then_some(())
     });
 
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "policy", &["orders", OWN]);
-    let resolved = rig.mail(&format!("[lockwatch] RESOLVED {id}"));
-    assert_eq!(resolved["in_reply_to"], alert["message_id"]);
+    let resolved = rig.expect(mark, &id, &[("resolved", None, public)]);
+    assert_eq!(resolved[0].record["in_reply_to"], alert[0].record["message_id"]);
     wait_for("exposed = 0", Duration::from_secs(20), || {
         (metric(&rig.lw().metrics(), &exposed) == Some(0.0)).then_some(())
     });
@@ -120,47 +112,36 @@ fn anonymous_auth_and_https_enforcement() {
     ));
     let id = format!("prod/opensearch/{ACCOUNT}/us-east-1/search");
     // An open policy with FGAC is AWS's recommended shape: HIGH, not exposed, not critical.
-    let first = rig.mail(&format!("[lockwatch] HIGH {id}"));
-    assert!(
-        first["text"]
-            .as_str()
-            .unwrap()
-            .contains("opensearch.policy.public_with_fgac"),
-        "{}",
-        first["text"]
-    );
+    let fgac: &[&str] = &["opensearch.policy.public_with_fgac"];
+    rig.expect(0, &id, &[("alert", Some("high"), fgac)]);
 
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "on"]);
-    let crit = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
-    assert!(
-        crit["text"]
-            .as_str()
-            .unwrap()
-            .contains("opensearch.fgac.anonymous_auth"),
-        "{}",
-        crit["text"]
-    );
-    rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "off"]);
+    let with_anon: &[&str] = &[
+        "drift.weakened",
+        "opensearch.fgac.anonymous_auth",
+        "opensearch.policy.public_with_fgac",
+    ];
+    rig.expect(mark, &id, &[("alert", Some("critical"), with_anon)]);
     // The open-policy-with-FGAC alert stays open: a partial resolution, never an all-clear.
-    let partly = format!("[lockwatch] HIGH {id} (partly resolved, still open)");
-    rig.mail(&partly);
+    let mark = rig.smtp.mark();
+    rig.moto.call(ACCOUNT, "us-east-1", "anonymous", &["search", "off"]);
+    rig.expect(mark, &id, &[("partly-resolved", Some("high"), with_anon)]);
 
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "off"]);
-    wait_for("an alert about HTTPS", Duration::from_secs(60), || {
-        rig.smtp.mails().into_iter().find(|m| {
-            m["text"]
-                .as_str()
-                .unwrap_or("")
-                .contains("opensearch.https.not_enforced")
-        })
-    });
+    let with_http: &[&str] = &[
+        "drift.weakened",
+        "opensearch.https.not_enforced",
+        "opensearch.policy.public_with_fgac",
+    ];
+    rig.expect(mark, &id, &[("alert", Some("high"), with_http)]);
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "https", &["search", "on"]);
-    wait_for("a second partial resolution", Duration::from_secs(60), || {
-        (rig.count(&partly) == 2).then_some(())
-    });
-    assert_eq!(
-        rig.count(&format!("[lockwatch] RESOLVED {id}")),
-        0,
+    rig.expect(mark, &id, &[("partly-resolved", Some("high"), with_http)]);
+    rig.lw().quiet(2);
+    assert!(
+        !rig.smtp.received().iter().any(|m| m.kind == "resolved"),
         "never an all-clear while the FGAC alert is open"
     );
 }
@@ -180,19 +161,20 @@ fn security_group_opened_on_9200_in_front_of_a_public_instance() {
         "services = [\"ec2\"]",
     ));
     let id = format!("prod/security-group/{ACCOUNT}/us-east-1/{sg}");
-    rig.wait_cycle_with(&id);
-
+    let open: &[&str] = &["drift.weakened", "ec2.sg.datastore_open_to_world"];
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "open", &[&sg, "9200"]);
-    let alert = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
-    let text = alert["text"].as_str().unwrap();
+    let alert = rig.expect(mark, &id, &[("alert", Some("critical"), open)]);
+    let text = &alert[0].text;
     assert!(text.contains("ec2.sg.datastore_open_to_world"), "{text}");
     assert!(
         text.contains("Elasticsearch/OpenSearch 9200 from 0.0.0.0/0") && text.contains("(public IP)"),
         "{text}"
     );
 
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "us-east-1", "close", &[&sg, "9200"]);
-    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+    rig.expect(mark, &id, &[("resolved", None, open)]);
 }
 
 #[test]
@@ -210,28 +192,36 @@ fn rds_instance_made_publicly_accessible() {
         "services = [\"rds\"]",
     ));
     let id = format!("prod/rds/{ACCOUNT}/eu-west-1/orders-db");
-    rig.wait_cycle_with(&id);
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(rig.count("[lockwatch]"), 0, "{:?}", rig.smtp.mails());
+    rig.lw().quiet(2);
+    assert!(rig.smtp.mails().is_empty(), "{:?}", rig.smtp.mails());
 
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "eu-west-1", "rds-public", &["orders-db", "on"]);
-    let high = rig.mail(&format!("[lockwatch] HIGH {id}"));
+    let high = rig.expect(
+        mark,
+        &id,
+        &[("alert", Some("high"), &["drift.weakened", "rds.publicly_accessible"])],
+    );
     assert!(
-        high["text"].as_str().unwrap().contains("rds.publicly_accessible"),
+        high[0].text.contains("the database was made publicly accessible"),
         "{}",
-        high["text"]
+        high[0].text
     );
     // Its security group then opens the port to the world: critical.
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "eu-west-1", "open", &[&sg, "5432"]);
-    let crit = rig.mail(&format!("[lockwatch] CRITICAL {id}"));
-    assert!(
-        crit["text"].as_str().unwrap().contains("rds.public.open_to_world"),
-        "{}",
-        crit["text"]
-    );
+    let both: &[&str] = &["drift.weakened", "rds.public.open_to_world", "rds.publicly_accessible"];
+    rig.expect(mark, &id, &[("alert", Some("critical"), both)]);
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "eu-west-1", "close", &[&sg, "5432"]);
+    rig.expect(mark, &id, &[("partly-resolved", Some("high"), both)]);
+    let mark = rig.smtp.mark();
     rig.moto.call(ACCOUNT, "eu-west-1", "rds-public", &["orders-db", "off"]);
-    rig.mail(&format!("[lockwatch] RESOLVED {id}"));
+    rig.expect(
+        mark,
+        &id,
+        &[("resolved", None, &["drift.weakened", "rds.publicly_accessible"])],
+    );
 }
 
 #[test]
@@ -252,12 +242,10 @@ fn two_accounts_two_regions_and_a_failing_region() {
     );
     rig.start(&sources);
     let a = format!("acct-a/opensearch/{ACCOUNT}/us-east-1/alpha");
+    assert!(rig.lw().metrics().contains(&a), "the first account's domain is watched");
     let b = "acct-b/opensearch/222222222222/eu-west-1/beta".to_string();
-    rig.wait_cycle_with(&a);
-    rig.wait_cycle_with(&b);
     // The open domain in the other account alerts although one of that source's regions fails.
-    let crit = rig.mail(&format!("[lockwatch] CRITICAL {b}"));
-    assert!(crit["text"].as_str().unwrap().contains("opensearch.policy.public"));
+    rig.expect(0, &b, &[("alert", Some("critical"), &["opensearch.policy.public"])]);
     let m = rig.lw().metrics();
     assert!(
         metric(&m, "lockwatch_scan_errors_total{source=\"acct-b\"}").unwrap_or(0.0) >= 1.0,
@@ -306,7 +294,6 @@ fn scan_json_lists_every_exposed_resource_and_no_other() {
     m.call(ACCOUNT, "us-east-1", "domain", &["legacy-es", OPEN, "es7"]);
     let cfg = write_config(
         rig._tmp.path(),
-        free_port(),
         rig.smtp.port,
         &aws_source("prod", m, "[\"us-east-1\"]", ""),
     );

@@ -1,140 +1,320 @@
-//! End to end on a real PostgreSQL (its own instance): scram for TCP → someone trusts the world
-//! in pg_hba.conf → CRITICAL email → restored → RESOLVED.
+//! End to end on a real PostgreSQL (its own instance, a non-superuser monitoring role): every
+//! test asserts the exact mails an action causes, counted from a mark taken before it.
 
 mod support;
 use std::time::Duration;
 use support::*;
 
-#[test]
-fn postgres_trust_for_the_world_then_restored() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pg = Postgres::start(tmp.path(), "mon-pw-4c7e");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let metrics_port = free_port();
-    let pwfile = tmp.path().join("pgpass");
-    std::fs::write(&pwfile, "mon-pw-4c7e\n").unwrap();
+const T: Duration = Duration::from_secs(30);
+const SCRAM_LINE: &str = "127.0.0.1/32            scram-sha-256";
+
+fn setup(tmp: &std::path::Path, pg: &Postgres, password: &str) -> (Smtp, Lockwatch, String) {
+    let smtp = Smtp::start(tmp);
+    let pwfile = tmp.join("pgpass");
+    std::fs::write(&pwfile, format!("{password}\n")).unwrap();
     let config = write_config(
-        tmp.path(),
-        metrics_port,
+        tmp,
         smtp.port,
         &format!(
-            "[[sources]]\nkind = \"postgres\"\nname = \"main-db\"\nurl = \"postgres://lockwatch@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = \"{}\"\n",
+            "[[sources]]\nkind = \"postgres\"\nname = \"db\"\nurl = \"postgres://lockwatch@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = \"{}\"\n",
             pg.port,
             pwfile.display()
         ),
     );
-    let lw = Lockwatch::start(&config, metrics_port);
-    let id = format!("main-db/postgres/127.0.0.1:{}", pg.port);
-    let exposed_series = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"main-db\"}}");
-    wait_for("the first cycle", Duration::from_secs(30), || {
-        metric(&lw.metrics(), &exposed_series)
-    });
-    assert_eq!(metric(&lw.metrics(), &exposed_series), Some(0.0));
+    let lw = Lockwatch::start(&config);
+    let id = format!("db/postgres/127.0.0.1:{}", pg.port);
+    (smtp, lw, id)
+}
+
+#[test]
+fn trust_for_the_world_then_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(tmp.path(), "mon-pw-4c7e");
+    let (smtp, lw, id) = setup(tmp.path(), &pg, "mon-pw-4c7e");
+    let exposed = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"db\"}}");
+    assert_eq!(lw.metric(&exposed), Some(0.0));
     let (_, base, _) = lw.cli(&["baseline", "show", &id]);
     assert!(
         base.contains("scram-sha-256"),
-        "the monitoring role must see pg_hba rules: {base}"
+        "the monitoring role sees the pg_hba rules: {base}"
     );
-    assert!(
-        base.contains("\"unauthenticated_login\": \"denied\""),
-        "a password-less login as postgres is refused: {base}"
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(base.contains("\"unauthenticated_login\": \"denied\""), "{base}");
+    lw.quiet(2);
     assert!(smtp.mails().is_empty(), "{:?}", smtp.mails());
 
     let original = pg.hba();
-    assert!(original.contains("127.0.0.1/32            scram-sha-256"), "{original}");
-    pg.set_hba(&original.replace("127.0.0.1/32            scram-sha-256", "0.0.0.0/0               trust"));
-
-    wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] CRITICAL {id}"),
-        Duration::from_secs(30),
-    );
-    // pg_hba_file_rules reads the file, the login probe meets the reloaded rules: a cycle between
-    // the write and the reload reports the change in two mails of one thread.
-    wait_alerts_naming(
-        &smtp.dir,
+    assert!(original.contains(SCRAM_LINE), "{original}");
+    let mark = smtp.mark();
+    pg.set_hba(&original.replace(SCRAM_LINE, "0.0.0.0/0               trust"));
+    let alert = smtp.expect(
+        mark,
         &id,
-        &[
-            "postgres.hba.trust_remote",
-            "postgres.auth.unauthenticated_login",
-            "weakened /unauthenticated_login: denied → accepted",
-            "`host all all 0.0.0.0/0 trust`",
-            "auth_method: scram-sha-256 → trust",
-        ],
-        Duration::from_secs(30),
+        &[(
+            "alert",
+            Some("critical"),
+            &[
+                "drift.weakened",
+                "postgres.auth.unauthenticated_login",
+                "postgres.hba.trust_remote",
+            ],
+        )],
+        T,
     );
-    wait_for("exposed = 1", Duration::from_secs(10), || {
-        (metric(&lw.metrics(), &exposed_series) == Some(1.0)).then_some(())
-    });
-    let (_, history, _) = lw.cli(&["history", &id]);
+    let text = &alert[0].text;
+    assert!(text.contains("`host all all 0.0.0.0/0 trust`"), "{text}");
     assert!(
-        history.contains("weakened /hba_rules/1/auth_method: scram-sha-256 → trust"),
-        "{history}"
+        text.contains("pg_hba.conf line `host all all 0.0.0.0/0 trust` now applies"),
+        "{text}"
     );
+    assert!(
+        text.contains("a login as postgres without a password now succeeds"),
+        "{text}"
+    );
+    wait_for("exposed = 1", T, || (lw.metric(&exposed) == Some(1.0)).then_some(()));
 
+    let mark = smtp.mark();
     pg.set_hba(&original);
-    let resolved = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] RESOLVED {id}"),
-        Duration::from_secs(30),
+    let resolved = smtp.expect(
+        mark,
+        &id,
+        &[(
+            "resolved",
+            None,
+            &[
+                "drift.weakened",
+                "postgres.auth.unauthenticated_login",
+                "postgres.hba.trust_remote",
+            ],
+        )],
+        T,
     );
-    assert_eq!(resolved["in_reply_to"], smtp.mails()[0]["message_id"], "one thread");
-    wait_for("exposed = 0", Duration::from_secs(10), || {
-        (metric(&lw.metrics(), &exposed_series) == Some(0.0)).then_some(())
-    });
+    assert_eq!(
+        resolved[0].record["in_reply_to"], alert[0].record["message_id"],
+        "one thread"
+    );
+    wait_for("exposed = 0", T, || (lw.metric(&exposed) == Some(0.0)).then_some(()));
     for m in smtp.mails() {
         assert!(!m["raw"].as_str().unwrap().contains("mon-pw-4c7e"));
     }
     assert!(!lw.proc.log_text().contains("mon-pw-4c7e"));
 }
 
+/// Scenario 1 of "never a false all-clear": the line is deleted from pg_hba.conf but the server
+/// is not reloaded. pg_hba_file_rules shows the file; the server still runs the old rules.
 #[test]
-fn ssl_off_downgrade_and_superuser_added_are_weakenings() {
+fn a_rule_deleted_but_not_reloaded_is_still_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(tmp.path(), "pw-pending");
+    let (smtp, lw, id) = setup(tmp.path(), &pg, "pw-pending");
+    let original = pg.hba();
+    let with_trust = format!("{original}\nhost all all 198.51.100.0/24 trust\n");
+    let mark = smtp.mark();
+    pg.set_hba(&with_trust);
+    let rules: &[&str] = &["drift.weakened", "postgres.hba.trust_remote"];
+    smtp.expect(mark, &id, &[("alert", Some("critical"), rules)], T);
+
+    // Deleted on disk, not reloaded: no RESOLVED; one mail says why the alert stays.
+    let mark = smtp.mark();
+    pg.write_hba(&original);
+    let still = smtp.expect(mark, &id, &[("reminder", Some("critical"), rules)], T);
+    assert!(
+        still[0].text.contains("pg_hba.conf changed on disk at")
+            && still[0].text.contains("the server has not reloaded it since")
+            && still[0].text.contains("the rules it loaded before are still live"),
+        "{}",
+        still[0].text
+    );
+    lw.quiet(3);
+    assert_eq!(smtp.since(mark, &id).len(), 1, "{:#?}", smtp.since(mark, &id));
+
+    // Reloaded: now, and only now, resolved.
+    let mark = smtp.mark();
+    pg.reload();
+    smtp.expect(mark, &id, &[("resolved", None, rules)], T);
+}
+
+/// Scenario 2: the monitoring role loses its grant on pg_hba_file_rules while a trust rule is
+/// open. The finding must not vanish with its evidence.
+#[test]
+fn losing_the_grant_on_pg_hba_file_rules_keeps_the_alert_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(tmp.path(), "pw-grant");
+    let (smtp, lw, id) = setup(tmp.path(), &pg, "pw-grant");
+    let original = pg.hba();
+    let mark = smtp.mark();
+    pg.set_hba(&format!("{original}\nhost all all 198.51.100.0/24 trust\n"));
+    smtp.expect(
+        mark,
+        &id,
+        &[(
+            "alert",
+            Some("critical"),
+            &["drift.weakened", "postgres.hba.trust_remote"],
+        )],
+        T,
+    );
+
+    let mark = smtp.mark();
+    pg.psql("REVOKE SELECT ON pg_hba_file_rules FROM lockwatch; REVOKE EXECUTE ON FUNCTION pg_hba_file_rules() FROM lockwatch;");
+    let lost = smtp.expect(
+        mark,
+        &id,
+        &[(
+            "alert",
+            Some("high"),
+            &[
+                "drift.weakened",
+                "postgres.hba.trust_remote",
+                "postgres.visibility.lost",
+            ],
+        )],
+        T,
+    );
+    assert!(
+        lost[0].text.contains("can no longer read hba_rules"),
+        "{}",
+        lost[0].text
+    );
+    assert!(
+        lost[0].text.contains("permission denied"),
+        "the server's own words: {}",
+        lost[0].text
+    );
+    assert!(lost[0].text.contains("SQLSTATE 42501"), "{}", lost[0].text);
+    assert!(
+        lost[0].text.contains("GRANT SELECT ON pg_hba_file_rules"),
+        "the fix: {}",
+        lost[0].text
+    );
+    // While blind, the rule really goes away: still no RESOLVED on evidence lockwatch lacks.
+    pg.set_hba(&original);
+    lw.quiet(3);
+    assert_eq!(smtp.since(mark, &id).len(), 1, "{:#?}", smtp.since(mark, &id));
+
+    let mark = smtp.mark();
+    pg.psql(
+        "GRANT SELECT ON pg_hba_file_rules TO lockwatch; GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO lockwatch;",
+    );
+    smtp.expect(
+        mark,
+        &id,
+        &[(
+            "resolved",
+            None,
+            &[
+                "drift.weakened",
+                "postgres.hba.trust_remote",
+                "postgres.visibility.lost",
+            ],
+        )],
+        T,
+    );
+}
+
+/// Without EXECUTE on pg_stat_file lockwatch says it cannot verify reloads, and still notices
+/// an edit that is not reloaded (the rules changed, the server's load time did not).
+#[test]
+fn without_the_file_time_an_unreloaded_edit_is_still_noticed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Postgres::start_with(
+        tmp.path(),
+        PgOptions {
+            monitor_password: "pw-nostat",
+            tls: None,
+            grant_stat_file: false,
+        },
+    );
+    let (smtp, lw, id) = setup(tmp.path(), &pg, "pw-nostat");
+    let first = smtp.expect(
+        0,
+        &id,
+        &[("alert", Some("medium"), &["postgres.hba.reload_unverified"])],
+        T,
+    );
+    assert!(
+        first[0].text.contains("GRANT EXECUTE ON FUNCTION pg_stat_file(text)"),
+        "{}",
+        first[0].text
+    );
+    assert!(
+        !first[0].text.contains("was weakened"),
+        "a first sight: {}",
+        first[0].text
+    );
+
+    let original = pg.hba();
+    let mark = smtp.mark();
+    pg.set_hba(&format!("{original}\nhost all all 198.51.100.0/24 trust\n"));
+    let rules: &[&str] = &[
+        "drift.weakened",
+        "postgres.hba.reload_unverified",
+        "postgres.hba.trust_remote",
+    ];
+    smtp.expect(mark, &id, &[("alert", Some("critical"), rules)], T);
+    let mark = smtp.mark();
+    pg.write_hba(&original);
+    let still = smtp.expect(mark, &id, &[("reminder", Some("critical"), rules)], T);
+    assert!(
+        still[0].text.contains("the server has not reloaded since"),
+        "{}",
+        still[0].text
+    );
+    lw.quiet(3);
+    let mark = smtp.mark();
+    pg.reload();
+    smtp.expect(
+        mark,
+        &id,
+        &[(
+            "partly-resolved",
+            Some("medium"),
+            &[
+                "drift.weakened",
+                "postgres.hba.reload_unverified",
+                "postgres.hba.trust_remote",
+            ],
+        )],
+        T,
+    );
+}
+
+#[test]
+fn a_downgrade_then_a_new_superuser_are_both_announced() {
     let tmp = tempfile::tempdir().unwrap();
     let pg = Postgres::start(tmp.path(), "pw2");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let metrics_port = free_port();
-    let config = write_config(
-        tmp.path(),
-        metrics_port,
-        smtp.port,
-        &format!(
-            "[[sources]]\nkind = \"postgres\"\nname = \"db\"\nurl = \"postgres://lockwatch:pw2@127.0.0.1:{}/postgres?sslmode=disable\"\n",
-            pg.port
-        ),
-    );
-    let lw = Lockwatch::start(&config, metrics_port);
-    let id = format!("db/postgres/127.0.0.1:{}", pg.port);
-    wait_for("the first cycle", Duration::from_secs(30), || {
-        lw.metrics().contains(&id).then_some(())
-    });
+    let (smtp, lw, id) = setup(tmp.path(), &pg, "pw2");
 
     // scram → md5 for TCP: a downgrade (medium drift), not an exposure.
     let original = pg.hba();
-    pg.set_hba(&original.replace("127.0.0.1/32            scram-sha-256", "127.0.0.1/32            md5"));
-    let m = wait_mail(&smtp.dir, &format!("[lockwatch] MEDIUM {id}"), Duration::from_secs(30));
+    let mark = smtp.mark();
+    pg.set_hba(&original.replace(SCRAM_LINE, "127.0.0.1/32            md5"));
+    let m = smtp.expect(mark, &id, &[("alert", Some("medium"), &["drift.weakened"])], T);
     assert!(
-        m["text"].as_str().unwrap().contains("auth_method: scram-sha-256 → md5"),
+        m[0].text
+            .contains("pg_hba.conf line `host all all 127.0.0.1/32 md5` now applies"),
         "{}",
-        m["text"]
+        m[0].text
     );
-    assert!(m["text"].as_str().unwrap().contains("drift.weakened"));
 
-    // A new superuser while the downgrade is still open: another weakening, same thread.
+    // A new superuser while the downgrade is still open: announced in the same thread.
+    let mark = smtp.mark();
     pg.psql("CREATE ROLE mallory LOGIN SUPERUSER PASSWORD 'x'");
-    wait_for("the history to show the new superuser", Duration::from_secs(30), || {
-        lw.cli(&["history", &id])
-            .1
-            .contains(": (absent) → mallory")
-            .then_some(())
-    });
+    let further = smtp.expect(mark, &id, &[("alert", Some("medium"), &["drift.weakened"])], T);
+    assert!(
+        further[0].subject.ends_with("(further weakened)"),
+        "{}",
+        further[0].subject
+    );
+    assert!(
+        further[0].text.contains("`mallory` became a superuser"),
+        "{}",
+        further[0].text
+    );
+
+    let mark = smtp.mark();
     pg.psql("DROP ROLE mallory");
     pg.set_hba(&original);
-    wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] RESOLVED {id}"),
-        Duration::from_secs(30),
-    );
+    smtp.expect(mark, &id, &[("resolved", None, &["drift.weakened"])], T);
+    lw.quiet(2);
+    assert_eq!(smtp.since(mark, &id).len(), 1);
 }

@@ -1,37 +1,30 @@
-//! End to end on a real Redis: protection on → password removed → CRITICAL email within a cycle,
-//! metric flips, history shows the diff → password restored → RESOLVED email in the same thread.
+//! End to end on a real Redis (its own instance): every test asserts the exact mails an action
+//! causes — kind, severity and rules — counted from a mark taken just before the action.
 
 mod support;
 use std::time::Duration;
 use support::*;
 
+const T: Duration = Duration::from_secs(30);
+
 #[test]
 fn redis_password_removed_then_restored() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "s3cret-redis-pw");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let metrics_port = free_port();
+    let smtp = Smtp::start(tmp.path());
     let config = write_config(
         tmp.path(),
-        metrics_port,
         smtp.port,
         &format!(
             "[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://:s3cret-redis-pw@127.0.0.1:{}\"\n",
             redis.port
         ),
     );
-    let lw = Lockwatch::start(&config, metrics_port);
+    let lw = Lockwatch::start(&config);
     let id = format!("cache/redis/127.0.0.1:{}", redis.port);
-    let exposed_series = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"cache\"}}");
-
-    // Protected: baseline taken, nothing exposed, no mail.
-    wait_for(
-        "the first cycle to record the resource",
-        Duration::from_secs(30),
-        || metric(&lw.metrics(), &exposed_series),
-    );
-    assert_eq!(metric(&lw.metrics(), &exposed_series), Some(0.0));
-    std::thread::sleep(Duration::from_secs(2));
+    let exposed = format!("lockwatch_resource_exposed{{resource=\"{id}\",source=\"cache\"}}");
+    assert_eq!(lw.metric(&exposed), Some(0.0));
+    lw.quiet(2);
     assert!(
         smtp.mails().is_empty(),
         "a protected Redis must not alert: {:?}",
@@ -39,36 +32,35 @@ fn redis_password_removed_then_restored() {
     );
 
     // Someone removes the password.
+    let mark = smtp.mark();
     assert!(redis.cli(&["CONFIG", "SET", "requirepass", ""]).contains("OK"));
-    let alert = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] CRITICAL {id}"),
-        Duration::from_secs(30),
+    let alert = smtp.expect(
+        mark,
+        &id,
+        &[("alert", Some("critical"), &["drift.weakened", "redis.auth.disabled"])],
+        T,
     );
-    let text = alert["text"].as_str().unwrap();
-    assert!(text.contains("redis.auth.disabled"), "{text}");
+    let text = &alert[0].text;
+    assert!(
+        alert[0].subject.starts_with(&format!("[lockwatch] CRITICAL {id}")),
+        "{}",
+        alert[0].subject
+    );
     assert!(text.contains("weakened /requirepass_set: true → false"), "{text}");
     assert!(
         text.contains("weakened /unauthenticated_probe: auth_required → accepted"),
         "{text}"
     );
     assert!(text.contains(&format!("baseline accept {id}")), "{text}");
-    assert!(text.contains("Detected: "), "{text}");
-    assert!(alert["html"].as_str().unwrap().contains("redis.auth.disabled"));
-    assert_eq!(alert["content_type"], "multipart/alternative");
-    assert_eq!(alert["rcpt_tos"][0], "oncall@example.com");
-    wait_for("the exposed metric to flip to 1", Duration::from_secs(10), || {
-        (metric(&lw.metrics(), &exposed_series) == Some(1.0)).then_some(())
+    assert_eq!(alert[0].record["content_type"], "multipart/alternative");
+    assert_eq!(alert[0].record["rcpt_tos"][0], "oncall@example.com");
+    wait_for("the exposed metric to flip to 1", T, || {
+        (lw.metric(&exposed) == Some(1.0)).then_some(())
     });
-    assert!(
-        metric(
-            &lw.metrics(),
-            "lockwatch_drift_events_total{severity=\"critical\",source=\"cache\"}"
-        )
-        .unwrap_or(0.0)
-            >= 1.0
+    assert_eq!(
+        lw.metric("lockwatch_drift_events_total{severity=\"critical\",source=\"cache\"}"),
+        Some(1.0)
     );
-
     let (code, history, err) = lw.cli(&["history", &id]);
     assert_eq!(code, 0, "{err}");
     assert!(history.contains("weakened /requirepass_set: true → false"), "{history}");
@@ -76,37 +68,38 @@ fn redis_password_removed_then_restored() {
     assert!(history.contains("alert redis.auth.disabled [high] opened"), "{history}");
     assert!(history.contains("alert drift.weakened [critical] opened"), "{history}");
 
-    // Protection comes back.
+    // Protection comes back: one RESOLVED, in the same thread.
+    let mark = smtp.mark();
     assert!(
         redis
             .cli_as(None, &["CONFIG", "SET", "requirepass", "s3cret-redis-pw"])
             .contains("OK")
     );
-    let resolved = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] RESOLVED {id}"),
-        Duration::from_secs(30),
+    let resolved = smtp.expect(
+        mark,
+        &id,
+        &[("resolved", None, &["drift.weakened", "redis.auth.disabled"])],
+        T,
     );
-    assert!(resolved["text"].as_str().unwrap().contains("redis.auth.disabled"));
+    assert_eq!(resolved[0].subject, format!("[lockwatch] RESOLVED {id}"));
     assert_eq!(
-        resolved["in_reply_to"], alert["message_id"],
-        "mails about one resource form one thread"
+        resolved[0].record["in_reply_to"], alert[0].record["message_id"],
+        "one thread"
     );
     assert!(
-        resolved["references"]
+        resolved[0].record["references"]
             .as_str()
             .unwrap()
-            .contains(alert["message_id"].as_str().unwrap())
+            .contains(alert[0].record["message_id"].as_str().unwrap())
     );
-    wait_for("the exposed metric to go back to 0", Duration::from_secs(10), || {
-        (metric(&lw.metrics(), &exposed_series) == Some(0.0)).then_some(())
+    wait_for("the exposed metric to go back to 0", T, || {
+        (lw.metric(&exposed) == Some(0.0)).then_some(())
     });
 
-    // Exactly one alert and one resolution; no secret in any mail or log line.
-    std::thread::sleep(Duration::from_secs(2));
-    let mails = smtp.mails();
-    assert_eq!(mails.len(), 2, "{mails:#?}");
-    for m in &mails {
+    // Nothing else, and no secret anywhere.
+    lw.quiet(2);
+    assert_eq!(smtp.mails().len(), 2, "{:#?}", smtp.mails());
+    for m in smtp.mails() {
         assert!(!m["raw"].as_str().unwrap().contains("s3cret-redis-pw"));
     }
     assert!(!lw.proc.log_text().contains("s3cret-redis-pw"));
@@ -118,66 +111,52 @@ fn redis_password_removed_then_restored() {
 fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "pw-acl");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let metrics_port = free_port();
+    let smtp = Smtp::start(tmp.path());
     let config = write_config(
         tmp.path(),
-        metrics_port,
         smtp.port,
         &format!(
             "[[sources]]\nkind = \"redis\"\nname = \"c\"\nurl = \"redis://127.0.0.1:{}\"\npassword_env = \"TEST_REDIS_PW\"\n",
             redis.port
         ),
     );
-    // SAFETY: set before any thread of this test reads the environment of the child we spawn.
-    let lw = {
-        unsafe { std::env::set_var("TEST_REDIS_PW", "pw-acl") };
-        Lockwatch::start(&config, metrics_port)
-    };
+    // The password reaches the daemon through its own environment, not this test process's.
+    let lw = Lockwatch::spawn(&config, &[("TEST_REDIS_PW", "pw-acl")]);
+    lw.wait_cycles(1);
     let id = format!("c/redis/127.0.0.1:{}", redis.port);
-    wait_for("the first cycle", Duration::from_secs(30), || {
-        lw.metrics().contains(&id).then_some(())
-    });
 
+    let mark = smtp.mark();
     assert!(
         redis
             .cli(&["ACL", "SETUSER", "reporting", "on", "nopass", "~*", "+@read"])
             .contains("OK")
     );
-    let alert = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] CRITICAL {id}"),
-        Duration::from_secs(30),
+    let alert = smtp.expect(
+        mark,
+        &id,
+        &[("alert", Some("critical"), &["drift.weakened", "redis.acl.nopass_user"])],
+        T,
     );
-    assert!(
-        alert["text"].as_str().unwrap().contains("redis.acl.nopass_user"),
-        "{}",
-        alert["text"]
-    );
+    assert!(alert[0].text.contains("reporting"), "{}", alert[0].text);
 
-    // Someone disables that user; the listener is then back to its baseline.
+    // Someone deletes that user: back to the baseline.
+    let mark = smtp.mark();
     assert!(redis.cli(&["ACL", "DELUSER", "reporting"]).contains('1'));
-    wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] RESOLVED {id}"),
-        Duration::from_secs(30),
+    smtp.expect(
+        mark,
+        &id,
+        &[("resolved", None, &["drift.weakened", "redis.acl.nopass_user"])],
+        T,
     );
 
-    // A deliberate change: protected-mode off (weakening, medium). Accepting it resolves the drift.
+    // A deliberate change: protected-mode off (a medium weakening). Accepting it resolves it.
+    let mark = smtp.mark();
     assert!(redis.cli(&["CONFIG", "SET", "protected-mode", "no"]).contains("OK"));
-    let drift = wait_for("a MEDIUM drift alert", Duration::from_secs(30), || {
-        smtp.mails().into_iter().find(|m| {
-            m["subject"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("[lockwatch] MEDIUM {id}"))
-        })
-    });
+    let drift = smtp.expect(mark, &id, &[("alert", Some("medium"), &["drift.weakened"])], T);
     assert!(
-        drift["text"]
-            .as_str()
-            .unwrap()
-            .contains("weakened /protected_mode: true → false")
+        drift[0].text.contains("weakened /protected_mode: true → false"),
+        "{}",
+        drift[0].text
     );
     // Not on a terminal: it shows what it would accept and asks for --yes.
     let (code, out, err) = lw.cli(&["baseline", "accept", &id]);
@@ -187,29 +166,29 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
     let (code, out, err) = lw.cli(&["baseline", "accept", &id, "--yes", "--reason", "lab box"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accepted"), "{out}");
+    let resolved = smtp.expect(
+        mark,
+        &id,
+        &[
+            ("alert", Some("medium"), &["drift.weakened"]),
+            ("resolved", None, &["drift.weakened"]),
+        ],
+        T,
+    );
+    assert!(
+        resolved[1].text.contains("accepted as the baseline by ") && resolved[1].text.contains("\"lab box\""),
+        "the mail that follows says who accepted it and why: {}",
+        resolved[1].text
+    );
     let (_, history, _) = lw.cli(&["history", &id]);
     assert!(
         history.contains("baseline set (accepted by ") && history.contains(": lab box)"),
         "{history}"
     );
-    wait_for("RESOLVED after baseline accept", Duration::from_secs(30), || {
-        (smtp
-            .mails()
-            .iter()
-            .filter(|m| {
-                m["subject"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("[lockwatch] RESOLVED {id}"))
-            })
-            .count()
-            == 2)
-            .then_some(())
-    });
     let (code, out, _) = lw.cli(&["baseline", "show", &id]);
     assert_eq!(code, 0);
     assert!(out.contains("0 change(s) since"), "{out}");
-    let (code, _, err) = lw.cli(&["baseline", "accept", "no/such/resource"]);
+    let (code, _, err) = lw.cli(&["baseline", "accept", "no/such/resource", "--yes"]);
     assert_eq!(code, 2);
     assert!(err.contains("no resource"), "{err}");
 }
@@ -218,36 +197,120 @@ fn acl_user_made_nopass_is_critical_and_baseline_accept_resolves_drift() {
 fn declared_internet_reach_is_in_the_subject_and_grades_the_finding() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "pw-reach");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let port = free_port();
+    let smtp = Smtp::start(tmp.path());
     let config = write_config(
         tmp.path(),
-        port,
         smtp.port,
         &format!(
             "[[sources]]\nkind = \"redis\"\nname = \"edge\"\nurl = \"redis://:pw-reach@127.0.0.1:{}\"\nreach = \"internet\"\n",
             redis.port
         ),
     );
-    let lw = Lockwatch::start(&config, port);
+    let lw = Lockwatch::start(&config);
     let id = format!("edge/redis/127.0.0.1:{}", redis.port);
-    wait_for("the first cycle", Duration::from_secs(30), || {
-        lw.metrics().contains(&id).then_some(())
-    });
+    let mark = smtp.mark();
     redis.cli(&["CONFIG", "SET", "requirepass", ""]);
-    let alert = wait_mail(
-        &smtp.dir,
-        &format!("[lockwatch] CRITICAL {id} is exposed to the internet"),
-        Duration::from_secs(30),
+    let alert = smtp.expect(
+        mark,
+        &id,
+        &[("alert", Some("critical"), &["drift.weakened", "redis.auth.disabled"])],
+        T,
     );
     assert!(
-        alert["text"]
-            .as_str()
-            .unwrap()
-            .contains("[critical] redis.auth.disabled"),
+        alert[0].subject.contains("reachable from the internet"),
         "{}",
-        alert["text"]
+        alert[0].subject
+    );
+    assert!(
+        alert[0].text.contains("[critical] redis.auth.disabled"),
+        "{}",
+        alert[0].text
     );
     let (_, out, _) = lw.cli(&["scan", "--format", "json"]);
     assert!(out.contains("\"severity\":\"critical\""), "{out}");
+}
+
+/// Never a false all-clear: the monitoring user loses ACL LIST while a password-less user is
+/// open. The user is no longer seen, which must not read as fixed.
+#[test]
+fn losing_acl_list_keeps_the_alert_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "pw-admin");
+    assert!(
+        redis
+            .cli(&["ACL", "SETUSER", "lockwatch", "on", ">pw-mon", "~*", "&*", "+@all"])
+            .contains("OK")
+    );
+    let smtp = Smtp::start(tmp.path());
+    let config = write_config(
+        tmp.path(),
+        smtp.port,
+        &format!(
+            "[[sources]]\nkind = \"redis\"\nname = \"r\"\nurl = \"redis://lockwatch:pw-mon@127.0.0.1:{}\"\n",
+            redis.port
+        ),
+    );
+    let lw = Lockwatch::start(&config);
+    let id = format!("r/redis/127.0.0.1:{}", redis.port);
+
+    let mark = smtp.mark();
+    assert!(
+        redis
+            .cli(&["ACL", "SETUSER", "batch", "on", "nopass", "~*", "+@read"])
+            .contains("OK")
+    );
+    smtp.expect(
+        mark,
+        &id,
+        &[("alert", Some("critical"), &["drift.weakened", "redis.acl.nopass_user"])],
+        T,
+    );
+
+    // The monitoring user may no longer run ACL LIST.
+    let mark = smtp.mark();
+    assert!(redis.cli(&["ACL", "SETUSER", "lockwatch", "-acl|list"]).contains("OK"));
+    let lost = smtp.expect(
+        mark,
+        &id,
+        &[(
+            "alert",
+            Some("high"),
+            &["drift.weakened", "redis.acl.nopass_user", "redis.visibility.lost"],
+        )],
+        T,
+    );
+    assert!(
+        lost[0].text.contains("can no longer read acl_nopass_users"),
+        "{}",
+        lost[0].text
+    );
+    assert!(
+        lost[0].text.contains("NOPERM"),
+        "the server's own refusal: {}",
+        lost[0].text
+    );
+    assert!(lost[0].text.contains("+acl|list"), "the fix: {}", lost[0].text);
+    // While it cannot see, the user is deleted: nothing resolves on evidence lockwatch lacks.
+    assert!(redis.cli(&["ACL", "DELUSER", "batch"]).contains('1'));
+    lw.quiet(3);
+    assert_eq!(
+        smtp.since(mark, &id).len(),
+        1,
+        "no RESOLVED while blind: {:#?}",
+        smtp.since(mark, &id)
+    );
+
+    // The grant comes back: it sees the user is gone, and only now resolves.
+    let mark = smtp.mark();
+    assert!(redis.cli(&["ACL", "SETUSER", "lockwatch", "+acl|list"]).contains("OK"));
+    smtp.expect(
+        mark,
+        &id,
+        &[(
+            "resolved",
+            None,
+            &["drift.weakened", "redis.acl.nopass_user", "redis.visibility.lost"],
+        )],
+        T,
+    );
 }

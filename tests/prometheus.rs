@@ -20,20 +20,24 @@ fn promtool() -> Command {
 fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "pw-metrics");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let port = free_port();
+    let smtp = Smtp::start(tmp.path());
     let cfg = write_config(
         tmp.path(),
-        port,
         smtp.port,
         &format!(
             "[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://:pw-metrics@127.0.0.1:{}\"\n",
             redis.port
         ),
     );
-    let lw = Lockwatch::start(&cfg, port);
+    let lw = Lockwatch::start(&cfg);
+    let id = format!("cache/redis/127.0.0.1:{}", redis.port);
     redis.cli(&["CONFIG", "SET", "requirepass", ""]);
-    wait_mail(&smtp.dir, "[lockwatch] CRITICAL", Duration::from_secs(30));
+    smtp.expect(
+        0,
+        &id,
+        &[("alert", Some("critical"), &["drift.weakened", "redis.auth.disabled"])],
+        Duration::from_secs(30),
+    );
     let text = wait_for("alerts_sent to count the mail", Duration::from_secs(10), || {
         let m = lw.metrics();
         (metric(&m, "lockwatch_alerts_sent_total") == Some(1.0)).then_some(m)
@@ -48,6 +52,9 @@ fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
         "lockwatch_last_scan_success_timestamp_seconds{source=\"cache\"}",
         "lockwatch_alert_send_failures_total 0",
         "lockwatch_alert_queue_depth 0",
+        "lockwatch_cycle_duration_seconds ",
+        "lockwatch_cycle_overruns_total 0",
+        "lockwatch_alert_recipients_refused_total 0",
     ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
@@ -65,7 +72,7 @@ fn live_metrics_pass_promtool_and_name_what_the_issue_lists() {
         out.status.success() && report.trim().is_empty(),
         "promtool check metrics:\n{report}"
     );
-    assert_eq!(http_get(port, "/healthz").as_deref(), Some("ok\n"));
+    assert_eq!(http_get(lw.metrics_port, "/healthz").as_deref(), Some("ok\n"));
 }
 
 #[test]

@@ -1,33 +1,29 @@
 //! Suppressions through the command line against a running daemon: granted → silent and visible
-//! in metrics; the resource changes further → alerts again; expiry → alerts again; limits enforced.
+//! in metrics; the finding changes → alerts again; expiry → alerts again; limits enforced.
 
 mod support;
 use std::time::Duration;
 use support::*;
 
 #[test]
-fn suppress_then_the_resource_changes_then_expiry() {
+fn suppress_then_the_finding_changes_then_expiry() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = Redis::start(tmp.path(), "pw-sup");
-    let smtp = Smtp::start(free_port(), tmp.path());
-    let port = free_port();
+    let smtp = Smtp::start(tmp.path());
     let cfg = write_config(
         tmp.path(),
-        port,
         smtp.port,
         &format!(
             "[[sources]]\nkind = \"redis\"\nname = \"lab\"\nurl = \"redis://:pw-sup@127.0.0.1:{}\"\n",
             redis.port
         ),
     );
-    let lw = Lockwatch::start(&cfg, port);
+    let lw = Lockwatch::start(&cfg);
     let id = format!("lab/redis/127.0.0.1:{}", redis.port);
-    let crit = format!("[lockwatch] CRITICAL {id}");
-    wait_for("the first cycle", Duration::from_secs(30), || {
-        lw.metrics().contains(&id).then_some(())
-    });
+    let t = Duration::from_secs(30);
+    let both: &[&str] = &["drift.weakened", "redis.auth.disabled"];
     redis.cli(&["CONFIG", "SET", "requirepass", ""]);
-    wait_mail(&smtp.dir, &crit, Duration::from_secs(30));
+    smtp.expect(0, &id, &[("alert", Some("critical"), both)], t);
 
     for rule in ["redis.auth.disabled", "drift.weakened"] {
         let (code, out, err) = lw.cli(&["suppress", &id, rule, "--reason", "throwaway lab box", "--for", "1h"]);
@@ -40,35 +36,30 @@ fn suppress_then_the_resource_changes_then_expiry() {
         "{list}"
     );
     wait_for("the suppressed finding in metrics", Duration::from_secs(20), || {
-        (metric(&lw.metrics(), "lockwatch_findings_suppressed{severity=\"high\"}") == Some(1.0)).then_some(())
+        (lw.metric("lockwatch_findings_suppressed{severity=\"high\"}") == Some(1.0)).then_some(())
     });
-    let count = |prefix: &str| {
-        smtp.mails()
-            .iter()
-            .filter(|m| m["subject"].as_str().unwrap().starts_with(prefix))
-            .count()
-    };
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(count(&crit), 1);
+    let mark = smtp.mark();
+    lw.quiet(3);
+    assert!(smtp.since(mark, &id).is_empty(), "silent while suppressed");
 
     // The resource changes further: the drift finding now says more than what was suppressed,
-    // so its suppression ends (the password finding says the same and stays suppressed).
+    // so its suppression ends and it alerts again (the password finding says the same and stays
+    // suppressed).
     redis.cli_as(None, &["CONFIG", "SET", "protected-mode", "no"]);
-    wait_for("a second CRITICAL", Duration::from_secs(30), || {
-        (count(&crit) == 2).then_some(())
-    });
-    let again = smtp
-        .mails()
-        .into_iter()
-        .rfind(|m| m["subject"].as_str().unwrap().starts_with(&crit))
-        .unwrap();
+    let again = smtp.expect(mark, &id, &[("alert", Some("critical"), both)], t);
     assert!(
-        again["text"].as_str().unwrap().contains("no longer applies"),
+        again[0].text.contains("no longer applies: the finding changed"),
         "{}",
-        again["text"]
+        again[0].text
+    );
+    assert!(
+        again[0].text.contains("Suppression ended: alerting again:"),
+        "{}",
+        again[0].text
     );
 
     // Granted again for a few seconds: it expires and alerts again.
+    let mark = smtp.mark();
     let (code, _, err) = lw.cli(&[
         "suppress",
         &id,
@@ -80,20 +71,8 @@ fn suppress_then_the_resource_changes_then_expiry() {
     ]);
     assert_eq!(code, 0, "{err}");
     // Only that finding re-alerts: on a loopback-only listener it is HIGH.
-    let high = format!("[lockwatch] HIGH {id}");
-    wait_for("an alert on expiry", Duration::from_secs(30), || {
-        (count(&high) == 1).then_some(())
-    });
-    let expired = smtp
-        .mails()
-        .into_iter()
-        .rfind(|m| m["subject"].as_str().unwrap().starts_with(&high))
-        .unwrap();
-    assert!(
-        expired["text"].as_str().unwrap().contains("expired at"),
-        "{}",
-        expired["text"]
-    );
+    let expired = smtp.expect(mark, &id, &[("alert", Some("high"), both)], t);
+    assert!(expired[0].text.contains("expired at"), "{}", expired[0].text);
     let (_, all, _) = lw.cli(&["suppressions", "--all"]);
     assert!(all.contains("(expired)") && all.contains("(finding changed)"), "{all}");
 

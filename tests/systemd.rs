@@ -78,6 +78,7 @@ fn unit_declares_what_the_issue_requires() {
         "StateDirectory=lockwatch",
         "ConfigurationDirectory=lockwatch",
         "LoadCredential=smtp:",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
@@ -98,8 +99,7 @@ fn notify_protocol_ready_after_first_cycle_watchdog_and_stopping() {
     let sock_path = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let port = support::free_port();
-    let cfg = support::write_config(tmp.path(), port, support::free_port(), "");
+    let cfg = support::write_config(tmp.path(), support::free_port(), "");
     let mut cmd = Command::new(support::lockwatch_bin());
     cmd.arg("--config")
         .arg(&cfg)
@@ -111,24 +111,26 @@ fn notify_protocol_ready_after_first_cycle_watchdog_and_stopping() {
     let mut seen: Vec<String> = Vec::new();
     let t0 = Instant::now();
     let mut buf = [0u8; 4096];
+    let mut log_at_ready = None;
     while t0.elapsed() < Duration::from_secs(20)
-        && !(seen.iter().any(|m| m.contains("READY=1"))
-            && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2)
+        && !(log_at_ready.is_some() && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2)
     {
         if let Ok(n) = sock.recv(&mut buf) {
-            seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            if msg.contains("READY=1") && log_at_ready.is_none() {
+                // Read the log at the moment READY arrives: the first cycle must be done by then.
+                log_at_ready = Some(lw.log_text());
+            }
+            seen.push(msg);
         }
     }
-    let ready_at = seen
-        .iter()
-        .position(|m| m.contains("READY=1"))
-        .unwrap_or_else(|| panic!("no READY=1 in {seen:?}"));
+    let log = log_at_ready.unwrap_or_else(|| panic!("no READY=1 in {seen:?}"));
     assert!(
-        lw.log_text().contains("cycle done"),
-        "READY must follow the first cycle"
+        log.contains("cycle done"),
+        "READY came before the first cycle was committed:\n{log}"
     );
     assert!(
-        seen[ready_at + 1..].iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2,
+        seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2,
         "{seen:?}"
     );
 
@@ -138,4 +140,49 @@ fn notify_protocol_ready_after_first_cycle_watchdog_and_stopping() {
         stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
     }
     assert!(stopping, "no STOPPING=1 after SIGTERM");
+}
+
+/// A cycle that outlasts WatchdogSec (a slow source, within its timeout) is no reason to kill
+/// the daemon: the watchdog is fed while the cycle runs.
+#[test]
+fn the_watchdog_is_fed_during_a_cycle_longer_than_its_interval() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let silent = support::Silent::new();
+    let cfg = support::write_config(
+        tmp.path(),
+        support::free_port(),
+        &format!(
+            "[[sources]]\nkind = \"redis\"\nname = \"slow\"\nurl = \"redis://:pw@127.0.0.1:{}\"\ntimeout = \"6s\"\n",
+            silent.port()
+        ),
+    );
+    let mut cmd = Command::new(support::lockwatch_bin());
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000");
+    let mut lw = support::Proc::spawn("lockwatch", &mut cmd, tmp.path().join("lw.log"));
+    // The first cycle waits 6 s on the silent source; WatchdogSec is 2 s.
+    let t0 = Instant::now();
+    let mut pings = 0;
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < Duration::from_secs(5) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            pings += String::from_utf8_lossy(&buf[..n]).matches("WATCHDOG=1").count();
+        }
+    }
+    assert!(
+        !lw.log_text().contains("cycle done"),
+        "the first cycle should still be running:\n{}",
+        lw.log_text()
+    );
+    assert!(pings >= 3, "only {pings} watchdog pings in 5 s of a running cycle");
+    assert!(lw.is_running());
+    lw.kill9();
 }

@@ -22,6 +22,8 @@ pub struct Policy {
     pub min_severity: Severity,
     pub remind_every_secs: i64,
     pub blind_after: u32,
+    /// Openings within an hour that make a rule flapping (0: never).
+    pub flap_after: u32,
 }
 
 /// One resource as evaluated this cycle.
@@ -70,6 +72,8 @@ pub struct Decision {
     pub was_open: Vec<OpenAlert>,
     /// Sentences that open the email (a suppression ended, the resource vanished).
     pub notes: Vec<String>,
+    /// Rules that alert again because their suppression ended (not "new").
+    pub reopened: Vec<String>,
     /// About a watched resource (`baseline accept` applies), not about lockwatch itself.
     pub about_posture: bool,
     pub changes: Vec<Change>,
@@ -125,6 +129,8 @@ pub struct SuppressionReview {
     pub notes: Vec<String>,
     /// Sentences for a suppression that expired while its finding was already gone.
     pub expired_quietly: Vec<String>,
+    /// Rules that alert again because their suppression ended.
+    pub alerting_again: Vec<String>,
 }
 
 /// A suppression holds until it expires or the posture it was granted for changes; when it ends
@@ -178,6 +184,7 @@ pub fn review_suppressions(
             if open.iter().any(|o| o.rule == sup.rule) {
                 r.reopen.push(sup.rule.clone());
             }
+            r.alerting_again.push(sup.rule.clone());
             r.notes.push(note);
         } else if why == "expired" {
             r.expired_quietly.push(note);
@@ -209,8 +216,6 @@ pub fn hold_while_stale(conds: &mut Vec<Condition>, open: &[OpenAlert], stale: &
 
 /// A flapping alert is held open until its condition has been absent this many cycles in a row.
 pub const STABLE_CYCLES: u32 = 3;
-/// Opening this many times within an hour makes a rule flapping.
-pub const FLAP_OPENINGS: u32 = 3;
 
 /// A flapping alert whose condition went away stays open until it has been absent for
 /// [`STABLE_CYCLES`] cycles; one whose condition is back starts counting again. Returns the
@@ -286,7 +291,29 @@ pub fn decide_resources(
             &review.holding,
             policy.min_severity,
         );
-        let announced = told(&r.announced, &plan, &r.eval.changes, &r.weakened_now);
+        let mut announced = told(&r.announced, &plan, &r.eval.changes, &r.weakened_now);
+        // A fix that is not in force yet keeps the alerts open; on-call hears why, once, when it
+        // is still so a cycle later (an edit reloaded a moment later is no news).
+        let (pending_told, pending_keys) = pending_to_tell(&r.eval.pending, &r.announced);
+        let loud_open = was_open
+            .iter()
+            .filter(|o| !review.holding.contains(&o.rule))
+            .map(|o| o.severity)
+            .max();
+        let pending_note = match (loud_open, pending_told.is_empty()) {
+            (Some(sev), false) if plan.notice.is_none() => Some(sev),
+            _ => None,
+        };
+        if let Some(sev) = pending_note {
+            plan.notice = Some(Notice::Reminder(sev));
+        }
+        if loud_open.is_some() && !pending_keys.is_empty() {
+            let mut keys = announced.clone().unwrap_or_else(|| r.announced.clone());
+            keys.extend(pending_keys);
+            keys.sort();
+            keys.dedup();
+            announced = (keys != r.announced).then_some(keys);
+        }
         if let Some(sev) = plan
             .opened
             .iter()
@@ -300,15 +327,26 @@ pub fn decide_resources(
         let flapping: Vec<String> = plan
             .opened
             .iter()
-            .filter(|c| openings.and_then(|o| o.get(&c.rule)).copied().unwrap_or(0) + 1 >= FLAP_OPENINGS)
+            .filter(|c| {
+                policy.flap_after > 0
+                    && openings.and_then(|o| o.get(&c.rule)).copied().unwrap_or(0) + 1 >= policy.flap_after
+            })
             .map(|c| c.rule.clone())
             .collect();
         let mut notes = review.notes;
+        if !pending_told.is_empty() && plan.notice.is_some() {
+            notes.extend(
+                pending_told
+                    .iter()
+                    .map(|w| format!("Not in force yet: {w}. The alerts stay open until it is.")),
+            );
+        }
         if !flapping.is_empty() {
             notes.push(format!(
-                "{} keeps opening and resolving ({FLAP_OPENINGS} times within an hour): it is flapping. It stays open until it has \
+                "{} keeps opening and resolving ({} times within an hour): it is flapping. It stays open until it has \
                  been clear for {STABLE_CYCLES} cycles in a row, and lockwatch does not mail each flip.",
-                flapping.join(", ")
+                flapping.join(", "),
+                policy.flap_after
             ));
         }
         if !held.is_empty() {
@@ -334,6 +372,7 @@ pub fn decide_resources(
             plan,
             was_open,
             notes,
+            reopened: review.alerting_again.clone(),
             about_posture: true,
             changes: r.eval.changes.clone(),
             further,
@@ -356,6 +395,26 @@ pub fn change_key(c: &Change) -> String {
         parts.pop();
     }
     format!("{}={}", parts.join("/"), crate::model::canonical_json(value))
+}
+
+/// Pending states to tell now (seen in the previous cycle too, not told yet), and the keys
+/// that record what was seen and told. Pure.
+pub fn pending_to_tell(pending: &[String], announced: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut tell = Vec::new();
+    let mut keys = Vec::new();
+    for w in pending {
+        let (seen, told) = (format!("pending-seen={w}"), format!("pending-told={w}"));
+        if announced.contains(&told) {
+            continue;
+        }
+        if announced.contains(&seen) {
+            tell.push(w.clone());
+            keys.push(told);
+        } else {
+            keys.push(seen);
+        }
+    }
+    (tell, keys)
 }
 
 /// What on-call knows after this cycle: everything weaker than the baseline once an alert is
@@ -474,6 +533,7 @@ pub fn decide_blindness(
                 plan,
                 was_open,
                 notes: vec![],
+                reopened: vec![],
                 about_posture: false,
                 changes: vec![],
                 further: vec![],
@@ -497,6 +557,7 @@ mod tests {
             min_severity: Severity::Medium,
             remind_every_secs: 100,
             blind_after: 3,
+            flap_after: 3,
         }
     }
 
@@ -699,6 +760,7 @@ mod tests {
         Evaluation {
             stale: vec![],
             unreadable: false,
+            pending: vec![],
             exposed: findings.iter().any(|f| f.exposed),
             findings,
             reach: None,

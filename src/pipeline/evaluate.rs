@@ -23,6 +23,8 @@ pub struct Evaluation {
     pub stale: Vec<String>,
     /// Some field could not be read (stale or never read).
     pub unreadable: bool,
+    /// Why a field's new value is not in force yet (pending), one sentence each.
+    pub pending: Vec<String>,
 }
 
 /// The rule lockwatch opens on a resource when it cannot read part of its posture.
@@ -55,6 +57,7 @@ fn ts(secs: i64) -> String {
 /// Losing sight of a field is itself a finding: high when a value read before now stands in
 /// for it (alerts that rest on it are held open), medium when it was never read.
 fn visibility_finding(kind: &str, vis: &[(String, Visibility)]) -> Option<Finding> {
+    let vis: Vec<&(String, Visibility)> = vis.iter().filter(|(_, v)| !v.pending).collect();
     if vis.is_empty() {
         return None;
     }
@@ -95,6 +98,11 @@ pub fn evaluate(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
     let mut e = evaluate_clean(kind, &baseline, &current);
     e.findings.extend(visibility_finding(kind, &visibility));
     e.unreadable = !visibility.is_empty();
+    e.pending = visibility
+        .iter()
+        .filter(|(_, v)| v.pending)
+        .map(|(_, v)| format!("{} ({})", v.why, v.fix))
+        .collect();
     e.stale = visibility
         .into_iter()
         .filter(|(_, v)| v.stale)
@@ -120,6 +128,7 @@ fn evaluate_clean(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
             drift: None,
             stale: vec![],
             unreadable: false,
+            pending: vec![],
         };
     };
     let assessment = (rk.assess)(current).unwrap_or_else(|e| sources::Assessment {
@@ -162,6 +171,7 @@ fn evaluate_clean(kind: &str, baseline: &Value, current: &Value) -> Evaluation {
         drift,
         stale: vec![],
         unreadable: false,
+        pending: vec![],
     }
 }
 
@@ -176,6 +186,7 @@ impl Evaluation {
             drift: None,
             stale: vec![],
             unreadable: false,
+            pending: vec![],
         }
     }
 }

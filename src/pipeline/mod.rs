@@ -96,6 +96,7 @@ impl Pipeline {
             min_severity: self.settings.min_severity,
             remind_every_secs: self.settings.remind_every.as_secs() as i64,
             blind_after: self.settings.blind_after,
+            flap_after: self.settings.flap_after,
         }
     }
 
@@ -385,14 +386,13 @@ pub fn evaluate_known(
             // Parsed here, one resource at a time; the cache keeps text.
             let document = k.document.value();
             let baseline = (!k.baseline.same(&k.document)).then(|| k.baseline.value());
+            let e = evaluate::evaluate(&k.kind, baseline.as_ref().unwrap_or(&document), &document);
             if let Some(prev) = previous.get(id) {
-                weakened_now = evaluate::evaluate(&k.kind, &prev.value(), &document)
-                    .changes
-                    .into_iter()
-                    .filter(|c| c.severity.is_some())
-                    .collect();
+                let prev = prev.value();
+                let delta = evaluate::evaluate(&k.kind, &prev, &document);
+                weakened_now = delta.changes.into_iter().filter(|c| c.severity.is_some()).collect();
             }
-            evaluate::evaluate(&k.kind, baseline.as_ref().unwrap_or(&document), &document)
+            e
         };
         out.push(ResourceEval {
             id: id.clone(),

@@ -114,8 +114,10 @@ pub fn effective(prev: Option<&Document>, r: &Resource, now: i64) -> Document {
                 why: u.why.clone(),
                 fix: u.fix.clone(),
                 since: before.map(|b| b.since).unwrap_or(now),
-                // Once never read, it stays "never read" until it is read.
                 stale,
+                // Not in force yet, and lockwatch knows what is: no finding. Never seen what is
+                // in force: that is lost sight like any other.
+                pending: u.pending && stale,
             },
         );
     }

@@ -111,7 +111,7 @@ mod cycles {
         // The only new mail is the blindness alert: no RESOLVED while blind.
         assert_eq!(
             subjects(&e)[1..],
-            ["[lockwatch] HIGH lockwatch/source/cache".to_string()],
+            ["[lockwatch] HIGH lockwatch cannot see source cache: connection refused".to_string()],
             "{:?}",
             subjects(&e)
         );
@@ -125,7 +125,7 @@ mod cycles {
         e.apply(10, ok(vec![res("a:1", posture(true, true))])).unwrap();
         assert_eq!(
             subjects(&e)[2..],
-            ["[lockwatch] RESOLVED lockwatch/source/cache".to_string()]
+            ["[lockwatch] RESOLVED lockwatch can see source cache again".to_string()]
         );
         e.apply(11, ok(vec![res("a:1", posture(false, true))])).unwrap();
         assert_eq!(subjects(&e)[3], "[lockwatch] RESOLVED cache/redis/a:1");
@@ -146,7 +146,10 @@ mod cycles {
         e.apply(3, failed()).unwrap();
         let m = mails(&e);
         assert_eq!(m.len(), 1);
-        assert_eq!(m[0].subject, "[lockwatch] HIGH lockwatch/source/cache");
+        assert_eq!(
+            m[0].subject,
+            "[lockwatch] HIGH lockwatch cannot see source cache: connection refused"
+        );
         assert!(
             m[0].body_text.contains("lockwatch.source.blind") && m[0].body_text.contains("connection refused"),
             "{}",
@@ -159,7 +162,10 @@ mod cycles {
         e.apply(4, failed()).unwrap();
         assert_eq!(mails(&e).len(), 1, "one alert, not one per cycle");
         e.apply(5, ok(vec![res("a:1", posture(false, true))])).unwrap();
-        assert_eq!(subjects(&e)[1], "[lockwatch] RESOLVED lockwatch/source/cache");
+        assert_eq!(
+            subjects(&e)[1],
+            "[lockwatch] RESOLVED lockwatch can see source cache again"
+        );
     }
 
     #[test]
@@ -386,7 +392,7 @@ mod trust {
             sent(&p),
             vec![(
                 // High on a loopback-only server; the weakening that exposed it is critical.
-                "[lockwatch] CRITICAL cache/redis/a:1 is exposed".to_string(),
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server".to_string(),
                 vec!["drift.weakened".to_string(), "redis.acl.nopass_user".to_string()]
             )]
         );
@@ -401,7 +407,7 @@ mod trust {
             s[1],
             (
                 // Still exposed as far as lockwatch knows: the last value stands.
-                "[lockwatch] HIGH cache/redis/a:1 is exposed".to_string(),
+                "[lockwatch] HIGH cache/redis/a:1 is exposed on a loopback-only server".to_string(),
                 vec![
                     "drift.weakened".to_string(),
                     "redis.acl.nopass_user".to_string(),
@@ -426,7 +432,10 @@ mod trust {
         let mut p = pipeline(dir.path());
         cycle(&mut p, 0, doc(&[], true), vec![]);
         cycle(&mut p, 1, doc(&[], false), vec![]);
-        assert_eq!(sent(&p)[0].0, "[lockwatch] CRITICAL cache/redis/a:1 is exposed");
+        assert_eq!(
+            sent(&p)[0].0,
+            "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server"
+        );
         // The password comes back while ACL LIST is denied: the probe says auth is required,
         // but with evidence missing no alert may resolve.
         cycle(&mut p, 2, doc(&[], true), denied());
@@ -449,7 +458,7 @@ mod trust {
         assert_eq!(
             sent(&p),
             vec![(
-                "[lockwatch] MEDIUM cache/redis/a:1".to_string(),
+                "[lockwatch] MEDIUM cache/redis/a:1 (on a loopback-only server)".to_string(),
                 vec!["redis.visibility.lost".to_string()]
             )]
         );
@@ -471,13 +480,47 @@ mod trust {
         assert_eq!(s.len(), 2, "{s:#?}");
         assert_eq!(
             s[1].0,
-            "[lockwatch] CRITICAL cache/redis/a:1 is exposed (further weakened)"
+            "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server (further weakened)"
         );
         let body = &p.store().outbox_listing(true).unwrap()[1].body_text;
         assert!(body.contains("Further weakened") && body.contains("carol"), "{body}");
         // A set, not a list: the same members in another order are no change at all.
         cycle(&mut p, 3, doc(&["carol", "bob"], true), vec![]);
         assert_eq!(sent(&p).len(), 2);
+    }
+
+    #[test]
+    fn a_fix_not_in_force_yet_keeps_the_alert_open_and_says_so_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        cycle(&mut p, 0, doc(&[], true), vec![]);
+        cycle(&mut p, 1, doc(&["bob"], true), vec![]);
+        assert_eq!(sent(&p).len(), 1);
+        // What is read shows the fix, but it is not in force yet (a file not reloaded).
+        let pending = || {
+            vec![Unknown::pending(
+                "acl_nopass_users",
+                "the ACL file changed on disk; the server has not loaded it",
+                "ACL LOAD",
+            )]
+        };
+        for t in 2..5 {
+            cycle(&mut p, t, doc(&[], true), pending());
+        }
+        let s = sent(&p);
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert_eq!(
+            s[1].0,
+            "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server (reminder: still open)"
+        );
+        let body = &p.store().outbox_listing(true).unwrap()[1].body_text;
+        assert!(
+            body.starts_with("Not in force yet: the ACL file changed on disk"),
+            "{body}"
+        );
+        // In force: resolved.
+        cycle(&mut p, 5, doc(&[], true), vec![]);
+        assert_eq!(sent(&p)[2].0, "[lockwatch] RESOLVED cache/redis/a:1");
     }
 
     #[test]
@@ -496,11 +539,11 @@ mod trust {
         assert_eq!(
             subjects,
             [
-                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server",
                 "[lockwatch] RESOLVED cache/redis/a:1",
-                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server",
                 "[lockwatch] RESOLVED cache/redis/a:1",
-                "[lockwatch] CRITICAL cache/redis/a:1 is exposed",
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server",
             ]
         );
         let third = &p.store().outbox_listing(true).unwrap()[4].body_text;
@@ -526,7 +569,7 @@ mod trust {
         assert_eq!(
             sent(&p),
             vec![(
-                "[lockwatch] HIGH cache/redis/a:1 is exposed".to_string(),
+                "[lockwatch] HIGH cache/redis/a:1 is exposed on a loopback-only server".to_string(),
                 vec!["redis.auth.disabled".to_string()]
             )]
         );
@@ -543,7 +586,7 @@ mod trust {
         assert_eq!(
             sent(&p)[2],
             (
-                "[lockwatch] CRITICAL cache/redis/a:1 is exposed".to_string(),
+                "[lockwatch] CRITICAL cache/redis/a:1 is exposed on a loopback-only server".to_string(),
                 vec!["drift.weakened".to_string(), "redis.auth.disabled".to_string()]
             )
         );

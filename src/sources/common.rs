@@ -114,6 +114,22 @@ pub fn classify_risky_member(before: &Value, after: &Value, weakened: Classifica
     }
 }
 
+/// A change to a member of a set (`/users/3`): whether it was added, and the member.
+pub fn member(c: &crate::model::Change) -> Option<(bool, String)> {
+    let added = c.before.is_null();
+    let v = if added { &c.after } else { &c.before };
+    c.path
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.parse::<usize>().is_ok())
+        .then(|| (added, crate::pipeline::evaluate::show_value(v)))
+}
+
+/// The name of the top-level field a change is about.
+pub fn field(c: &crate::model::Change) -> &str {
+    crate::diff::top_field(&c.path)
+}
+
 /// The table test every kind's classifier has: `(path, before, after, class, severity)` against
 /// the whole document `doc` (used as both sides' context).
 #[cfg(test)]

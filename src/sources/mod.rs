@@ -114,6 +114,14 @@ pub struct ResourceKind {
     /// Sample postures: one well protected, one exposed. Property tests start from them.
     #[cfg_attr(not(test), allow(dead_code))]
     pub samples: fn() -> Samples,
+    /// A change in words for the on-call reader ("ACL user `bob` now accepts any password"),
+    /// when the kind has words for that field. Mails keep the field and values as a detail.
+    pub describe: fn(change: &crate::model::Change) -> Option<String>,
+}
+
+/// A change in words, when its kind has them.
+pub fn describe_change(kind: &str, c: &crate::model::Change) -> Option<String> {
+    resource_kind(kind).and_then(|rk| (rk.describe)(c))
 }
 
 /// What a kind concludes about one posture.

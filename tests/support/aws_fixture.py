@@ -2,6 +2,7 @@
 
 usage: aws_fixture.py ENDPOINT ACCOUNT REGION ACTION [ARGS...]   (prints one JSON object)
 ACCOUNT other than moto's default 123456789012 is chosen with the x-moto-account-id header.
+In an access policy, DOMAIN_ARN stands for the domain's own ARN (policies grant on it).
 """
 import json
 import sys
@@ -24,8 +25,12 @@ def main():
 
     os_, ec2, rds = (lambda: client("opensearch")), (lambda: client("ec2")), (lambda: client("rds"))
     out = {}
+    def domain_arn(name):
+        return f"arn:aws:es:{region}:{account}:domain/{name}"
+
     if action == "domain":
         name, policy, *flags = args
+        policy = policy.replace("DOMAIN_ARN", domain_arn(name))
         extra = {}
         if "fgac" in flags:
             extra["AdvancedSecurityOptions"] = {"Enabled": True, "InternalUserDatabaseEnabled": True,
@@ -40,6 +45,7 @@ def main():
         out["name"] = name
     elif action == "policy":
         name, policy = args
+        policy = policy.replace("DOMAIN_ARN", domain_arn(name))
         os_().update_domain_config(DomainName=name, AccessPolicies=policy)
     elif action == "anonymous":
         name, state = args
@@ -71,6 +77,13 @@ def main():
         (ident,) = args
         rds().create_db_cluster(DBClusterIdentifier=ident, Engine="aurora-postgresql", MasterUsername="admin",
                                 MasterUserPassword="passw0rd-x", StorageEncrypted=False)
+    elif action == "rds-many":
+        prefix, count, sg = args
+        for i in range(int(count)):
+            rds().create_db_instance(DBInstanceIdentifier=f"{prefix}-{i:03d}", DBInstanceClass="db.t3.micro", Engine="postgres",
+                                     MasterUsername="admin", MasterUserPassword="passw0rd-x", AllocatedStorage=20,
+                                     PubliclyAccessible=False, VpcSecurityGroupIds=[sg], Port=5432, StorageEncrypted=True)
+        out["count"] = int(count)
     elif action == "rds-public":
         ident, state = args
         rds().modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=state == "on", ApplyImmediately=True)

@@ -17,18 +17,17 @@ pub struct FakeEs {
 impl FakeEs {
     /// `state` is the fake's JSON state (see fake_es.py), changed later with `set`.
     pub fn start(dir: &Path, state: serde_json::Value) -> FakeEs {
-        let port = free_port();
         let state_path = dir.join(unique("fake-es-state", "json"));
         std::fs::write(&state_path, state.to_string()).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_es.py");
         let mut cmd = Command::new(python());
-        cmd.arg(script).arg(port.to_string()).arg(&state_path);
+        cmd.arg(script).arg("0").arg(&state_path);
         let mut proc = Proc::spawn("fake elasticsearch", &mut cmd, dir.join(unique("fake-es", "log")));
-        wait_for("the fake cluster", Duration::from_secs(20), || {
+        let port = wait_for("the fake cluster", Duration::from_secs(20), || {
             if !proc.is_running() {
                 panic!("fake_es exited: {}", proc.log_text());
             }
-            proc.log_text().contains("ready").then_some(())
+            ready_port(&proc.log_text())
         });
         FakeEs {
             port,

@@ -18,8 +18,7 @@ impl Mariadb {
     /// (password `monitor_password`) and an application account `app@'%'`.
     pub fn start(dir: &Path, monitor_password: &str) -> Mariadb {
         need("mariadbd", Path::new("/usr/sbin/mariadbd"));
-        let port = free_port();
-        let mdir = dir.join(format!("mariadb-{port}"));
+        let mdir = dir.join(unique("mariadb", "d"));
         std::fs::create_dir_all(mdir.join("data")).unwrap();
         // Its own temporary directory (owned by mysql): concurrent bootstraps in the shared /tmp collided.
         std::fs::create_dir_all(mdir.join("tmp")).unwrap();
@@ -46,11 +45,11 @@ impl Mariadb {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut m = Mariadb {
-            port,
+            port: 0,
             dir: mdir,
             proc: None,
         };
-        m.run(&[]);
+        m.first_run();
         m.sql(&format!(
             "CREATE USER lockwatch@'127.0.0.1' IDENTIFIED BY '{monitor_password}';              GRANT SELECT ON mysql.user TO lockwatch@'127.0.0.1'; GRANT SELECT ON mysql.global_priv TO lockwatch@'127.0.0.1';              CREATE USER app@'%' IDENTIFIED BY 'app-pw-1'; GRANT SELECT ON *.* TO app@'127.0.0.1' IDENTIFIED BY 'app-pw-2';"
         ));
@@ -62,8 +61,7 @@ impl Mariadb {
     }
 
     /// (Re)start mariadbd on the datadir with extra options, e.g. `--skip-grant-tables`.
-    pub fn run(&mut self, extra: &[&str]) {
-        self.stop();
+    fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new("/usr/sbin/mariadbd");
         cmd.args([
             "--no-defaults",
@@ -78,6 +76,13 @@ impl Mariadb {
         .arg(format!("--socket={}", self.sock().display()))
         .arg(format!("--pid-file={}", self.dir.join("mysqld.pid").display()))
         .args(extra);
+        cmd
+    }
+
+    /// (Re)start mariadbd on the datadir, on its port, with extra options, e.g. `--skip-grant-tables`.
+    pub fn run(&mut self, extra: &[&str]) {
+        self.stop();
+        let mut cmd = self.command(extra);
         let proc = Proc::spawn("mariadbd", &mut cmd, self.dir.join(unique("mariadbd", "log")));
         self.proc = Some(proc);
         wait_for("mariadbd to accept connections", Duration::from_secs(60), || {
@@ -87,6 +92,36 @@ impl Mariadb {
             }
             self.try_sql("SELECT 1").ok().map(|_| ())
         });
+    }
+
+    /// The first start: mariadbd cannot bind port 0, so a free port, and another if someone
+    /// takes it first.
+    fn first_run(&mut self) {
+        for _ in 0..10 {
+            self.port = free_port();
+            let mut cmd = self.command(&[]);
+            let mut proc = Proc::spawn("mariadbd", &mut cmd, self.dir.join(unique("mariadbd", "log")));
+            let up = wait_for(
+                "mariadbd to accept connections or exit",
+                Duration::from_secs(60),
+                || {
+                    if !proc.is_running() {
+                        return Some(false);
+                    }
+                    self.try_sql("SELECT 1").ok().map(|_| true)
+                },
+            );
+            if up {
+                self.proc = Some(proc);
+                return;
+            }
+            assert!(
+                proc.log_text().contains("Address already in use"),
+                "mariadbd exited: {}",
+                proc.log_text()
+            );
+        }
+        panic!("no free port for mariadbd after 10 tries");
     }
 
     pub fn stop(&mut self) {

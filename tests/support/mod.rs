@@ -33,8 +33,22 @@ pub fn unique(prefix: &str, ext: &str) -> String {
     )
 }
 
+/// A free port for servers that cannot bind port 0 themselves (they retry if it is taken).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port that stays ours and never answers: connections are accepted by the kernel and then
+/// left waiting. Nobody else can take it while this lives.
+pub struct Silent(pub TcpListener);
+
+impl Silent {
+    pub fn new() -> Silent {
+        Silent(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
 }
 
 /// Poll `f` until it returns Some, or panic after `timeout` with `what`.

@@ -17,15 +17,20 @@ impl Moto {
     pub fn start(dir: &Path) -> Moto {
         let server = python().with_file_name("moto_server");
         need("moto_server (the test venv's moto[server])", &server);
-        let port = free_port();
+        // Port 0: the server binds a free port and says which ("Running on http://127.0.0.1:N").
         let mut cmd = Command::new(server);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.args(["-H", "127.0.0.1", "-p", "0"]);
         let mut proc = Proc::spawn("moto_server", &mut cmd, dir.join(unique("moto", "log")));
-        wait_for("moto to answer", Duration::from_secs(60), || {
+        let port = wait_for("moto to answer", Duration::from_secs(60), || {
             if !proc.is_running() {
                 panic!("moto_server exited: {}", proc.log_text());
             }
-            http_get(port, "/moto-api/").map(|_| ())
+            let port: u16 = proc
+                .log_text()
+                .lines()
+                .find_map(|l| l.split("Running on http://127.0.0.1:").nth(1))
+                .and_then(|p| p.trim().parse().ok())?;
+            http_get(port, "/moto-api/").map(|_| port)
         });
         Moto {
             port,
@@ -65,10 +70,9 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(dir: &Path, moto: &Moto) -> FaultProxy {
-        let port = free_port();
         let mut p = FaultProxy {
-            port,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            endpoint: String::new(),
             upstream: moto.port,
             control: dir.join(unique("fault-mode", "txt")),
             dir: dir.to_path_buf(),
@@ -79,7 +83,8 @@ impl FaultProxy {
         p
     }
 
-    /// pass | error500 | throttle | fail-region:R | fail-action:A
+    /// pass | error500 | throttle | fail-region:R | fail-action:A | fail-page:A:N | hang:A |
+    /// truncate:A | slow:A:MS (see fault_proxy.py)
     pub fn set(&self, mode: &str) {
         std::fs::write(&self.control, mode).unwrap();
     }
@@ -97,12 +102,15 @@ impl FaultProxy {
             .arg(self.upstream.to_string())
             .arg(&self.control);
         let mut proc = Proc::spawn("fault proxy", &mut cmd, self.dir.join(unique("fault-proxy", "log")));
-        wait_for("the fault proxy", Duration::from_secs(20), || {
+        // The first time it picks a port (0) and says which; after `down`, it comes back there.
+        let port = wait_for("the fault proxy", Duration::from_secs(20), || {
             if !proc.is_running() {
                 panic!("fault proxy exited: {}", proc.log_text());
             }
-            proc.log_text().contains("ready").then_some(())
+            ready_port(&proc.log_text())
         });
+        self.port = port;
+        self.endpoint = format!("http://127.0.0.1:{port}");
         self.proc = Some(proc);
     }
 }

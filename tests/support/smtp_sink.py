@@ -3,9 +3,15 @@
 Each accepted message is written to OUT_DIR/NNNNNN.json with its decoded headers and bodies,
 atomically (write then rename), so a test never reads half a message.
 
-usage: smtp_sink.py PORT OUT_DIR [--reject CODE] [--auth USER:PASSWORD]
+usage: smtp_sink.py PORT OUT_DIR [--reject CODE] [--reject-rcpt ADDRESS] [--auth USER:PASSWORD]
+            [--tls-cert CERT --tls-key KEY [--implicit-tls]]
+PORT 0: the sink picks a free loopback port itself; it prints `ready port=N` once listening.
 --reject CODE answers every DATA with CODE (e.g. 550) instead of accepting.
+--reject-rcpt ADDRESS refuses that one recipient (550 5.1.1) at RCPT TO; the others are accepted.
+--delay-ms N waits N ms before answering DATA (a slow mail server: a crash can land mid-send).
 --auth USER:PASSWORD requires SMTP AUTH (PLAIN/LOGIN) with those credentials.
+--tls-cert/--tls-key offer STARTTLS with that certificate; with --implicit-tls the whole session
+is TLS from the first byte (SMTPS, as on port 465).
 """
 import asyncio
 import email
@@ -13,6 +19,8 @@ import itertools
 import json
 import os
 import signal
+import socket
+import ssl
 import sys
 from email import policy
 
@@ -21,12 +29,22 @@ from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
-    def __init__(self, out_dir, reject):
+    def __init__(self, out_dir, reject, reject_rcpt=None):
         self.out_dir = out_dir
         self.reject = reject
+        self.reject_rcpt = reject_rcpt
+        self.delay_ms = int(option("--delay-ms") or 0)
         self.counter = itertools.count(len(os.listdir(out_dir)) + 1)
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject_rcpt and address.lower() == self.reject_rcpt.lower():
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
         if self.reject:
             return f"{self.reject} rejected by test sink"
         msg = email.message_from_bytes(envelope.content, policy=policy.default)
@@ -61,6 +79,12 @@ def option(name):
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main():
     port, out_dir = int(sys.argv[1]), sys.argv[2]
     reject, auth = option("--reject"), option("--auth")
@@ -74,9 +98,26 @@ def main():
             return AuthResult(success=ok)
 
         extra = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
-    controller = Controller(Sink(out_dir, reject), hostname="127.0.0.1", port=port, **extra)
-    controller.start()
-    print("ready", flush=True)
+    cert, key = option("--tls-cert"), option("--tls-key")
+    if cert and key:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        if "--implicit-tls" in sys.argv:
+            extra["ssl_context"] = ctx
+        else:
+            extra["tls_context"] = ctx
+    sink = Sink(out_dir, reject, option("--reject-rcpt"))
+    # Port 0: pick one and retry if another process takes it between the pick and the bind.
+    for attempt in range(20):
+        chosen = port or free_port()
+        controller = Controller(sink, hostname="127.0.0.1", port=chosen, **extra)
+        try:
+            controller.start()
+            break
+        except (OSError, RuntimeError):
+            if port or attempt == 19:
+                raise
+    print(f"ready port={chosen}", flush=True)
     loop = asyncio.new_event_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,30 @@ pub const KIND: ResourceKind = ResourceKind {
     assess,
     classify,
     samples,
+    describe,
 };
+
+fn describe(c: &crate::model::Change) -> Option<String> {
+    let port = |v: &Value| serde_json::from_value::<OpenPort>(v.clone()).ok();
+    Some(match crate::diff::top_field(&c.path) {
+        "world_open_ports" if c.before.is_null() => {
+            let p = port(&c.after)?;
+            format!("{} port {} is open to {}", p.service, p.port, p.source)
+        }
+        "world_open_ports" if c.after.is_null() => {
+            let p = port(&c.before)?;
+            format!("{} port {} is no longer open to {}", p.service, p.port, p.source)
+        }
+        "attachments" if c.before.is_null() => format!(
+            "the group is now attached to {}",
+            c.after
+                .get("resource")
+                .and_then(Value::as_str)
+                .unwrap_or("a network interface")
+        ),
+        _ => return None,
+    })
+}
 
 fn samples() -> Samples {
     let doc = |source: &str, public_ip: bool| {

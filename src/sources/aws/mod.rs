@@ -89,6 +89,7 @@ impl TrustConfig {
         policy::Trust {
             accounts: self.accounts.clone(),
             org_ids: self.org_ids.clone(),
+            cidrs: self.cidrs.clone(),
         }
     }
 }

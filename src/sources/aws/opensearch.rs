@@ -15,7 +15,26 @@ pub const KIND: ResourceKind = ResourceKind {
     assess,
     classify,
     samples,
+    describe,
 };
+
+fn describe(c: &crate::model::Change) -> Option<String> {
+    Some(match crate::diff::top_field(&c.path) {
+        "policy_reach" => format!(
+            "the access policy now lets {} in",
+            match c.after.as_str() {
+                Some("public") => "anyone on the internet",
+                Some("cross-account") => "principals of other accounts",
+                _ => "only this account",
+            }
+        ),
+        "anonymous_auth" if c.after == true => "fine-grained access control lets anonymous users in".into(),
+        "enforce_https" if c.after == false => "plain HTTP is accepted".into(),
+        "fine_grained_access_control" if c.after == false => "fine-grained access control was turned off".into(),
+        "public_endpoint" if c.after == true => "the domain has a public endpoint".into(),
+        _ => return None,
+    })
+}
 
 fn samples() -> Samples {
     let doc = |principal: Value| {
@@ -23,6 +42,7 @@ fn samples() -> Samples {
             "Action": "es:*", "Resource": "arn:aws:es:us-east-1:111122223333:domain/orders/*"}]});
         let mut p = Posture {
             owner_account: "111122223333".into(),
+            arn: "arn:aws:es:us-east-1:111122223333:domain/orders".into(),
             engine_version: Some("OpenSearch_2.11".into()),
             public_endpoint: true,
             vpc_id: None,
@@ -52,6 +72,9 @@ fn samples() -> Samples {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Posture {
     pub owner_account: String,
+    /// The domain's ARN: policies grant on it, so the evaluator needs it.
+    #[serde(default)]
+    pub arn: String,
     pub engine_version: Option<String>,
     /// No VPC options: the domain has an internet endpoint.
     pub public_endpoint: bool,
@@ -199,6 +222,7 @@ fn posture_of(d: &aws_sdk_opensearch::types::DomainStatus, ctx: &Ctx<'_>) -> Pos
     };
     let mut p = Posture {
         owner_account: ctx.account.to_string(),
+        arn: d.arn().to_string(),
         engine_version: d.engine_version().map(str::to_string),
         // AWS omits VPC options for internet-facing domains; any VPC options mean no public endpoint.
         public_endpoint: d
@@ -243,23 +267,37 @@ fn posture_of(d: &aws_sdk_opensearch::types::DomainStatus, ctx: &Ctx<'_>) -> Pos
 
 /// The policy verdict for a posture. An unreadable policy counts as public: never a false "restricted".
 fn verdict(p: &Posture) -> policy::Verdict {
+    let assumed_open = |reason: String| policy::Verdict {
+        reach: Reach::Public,
+        reason,
+        caller: None,
+        action: None,
+        path: None,
+        allow_statements: Vec::new(),
+        deny_statements: Vec::new(),
+        statement: None,
+    };
     match (&p.access_policy, &p.access_policy_error) {
-        (_, Some(e)) => policy::Verdict {
-            reach: Reach::Public,
-            reason: format!("the access policy cannot be read ({e}); assumed open"),
-            statement: None,
-        },
+        (_, Some(e)) => assumed_open(format!("The access policy cannot be read ({e}), so it is assumed open.")),
         (None, None) => policy::Verdict {
             reach: Reach::Restricted,
-            reason: "no access policy".into(),
-            statement: None,
+            reason: "There is no access policy.".into(),
+            ..assumed_open(String::new())
         },
+        (Some(_), None) if p.arn.is_empty() => assumed_open(
+            "The domain's ARN is not in this snapshot (recorded by an older lockwatch), so the policy cannot be matched to it and is assumed open.".into(),
+        ),
         (Some(doc), None) => {
-            policy::evaluate(doc, &p.owner_account, &p.trust.for_policies()).unwrap_or_else(|e| policy::Verdict {
-                reach: Reach::Public,
-                reason: format!("the access policy is malformed ({e}); assumed open"),
-                statement: None,
-            })
+            let trust = p.trust.for_policies();
+            let ctx = policy::Context {
+                owner: &p.owner_account,
+                resource_arn: &p.arn,
+                trust: &trust,
+                service: &policy::OPENSEARCH,
+                now: None,
+            };
+            policy::evaluate(doc, &ctx)
+                .unwrap_or_else(|e| assumed_open(format!("The access policy is malformed ({e}), so it is assumed open.")))
         }
     }
 }
@@ -298,7 +336,7 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             "opensearch.policy.open_in_vpc",
             Severity::Low,
             false,
-            format!("The access policy admits anyone ({}), limited only by the VPC: any host in it can call the domain. Grant specific principals.", v.reason),
+            format!("The access policy admits anyone, limited only by the VPC: any host in it can call the domain. {}{} Grant specific principals.", v.reason, quote(&v)),
         )),
         Reach::Public if !p.fine_grained_access_control => out.push(Finding::new(
             "opensearch.policy.public",
@@ -306,7 +344,7 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             true,
             format!(
                 "The access policy lets anyone on the internet call the domain, and fine-grained access control is off: no credential is asked. \
-                 {}.{} Restrict the Principal or add an aws:SourceIp condition, or enable fine-grained access control.",
+                 {}{} Restrict the Principal or add an aws:SourceIp condition, or enable fine-grained access control.",
                 v.reason,
                 quote(&v)
             ),
@@ -316,7 +354,7 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             Severity::High,
             false,
             format!(
-                "The access policy is open to the internet ({}); fine-grained access control still asks every caller to authenticate. \
+                "The access policy is open to the internet: {} Fine-grained access control still asks every caller to authenticate. \
                  This is AWS's recommended shape, but one FGAC change away from open: keep the master user and roles tight.{}",
                 v.reason,
                 quote(&v)
@@ -326,7 +364,7 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             "opensearch.policy.cross_account",
             Severity::Medium,
             false,
-            format!("The access policy grants principals outside account {}: {}.{} If that account is yours, add it to [sources.trust] accounts.", p.owner_account, v.reason, quote(&v)),
+            format!("The access policy grants principals outside account {}: {}{} If that account is yours, add it to [sources.trust] accounts.", p.owner_account, v.reason, quote(&v)),
         )),
         _ => {}
     }
@@ -375,26 +413,58 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
     Ok(Assessment::new(out, None))
 }
 
+/// How bad a loosened access path is, given what else still stands in the way afterwards: the
+/// drift severity never exceeds what the findings for that posture say.
+fn opening_severity(after: &Value) -> Severity {
+    let public_endpoint = after["public_endpoint"] == true;
+    let fgac = after["fine_grained_access_control"] == true;
+    let anonymous = after["anonymous_auth"] == true;
+    match (public_endpoint, fgac && !anonymous) {
+        // VPC-only: callers must already be inside the VPC.
+        (false, _) => Severity::Medium,
+        // Every caller must still authenticate to fine-grained access control.
+        (true, true) => Severity::High,
+        (true, false) => Severity::Critical,
+    }
+}
+
 fn classify(c: &FieldChange<'_>) -> Classification {
-    match crate::diff::top_field(c.path) {
-        "policy_reach" => match c.after.as_str() {
-            Some("public") => classify_rank(
-                c.before,
-                c.after,
-                &["public", "cross-account", "restricted"],
-                Classification::weakened(Severity::Critical),
-            ),
-            _ => classify_rank(
-                c.before,
-                c.after,
-                &["public", "cross-account", "restricted"],
-                Classification::weakened(Severity::Medium),
-            ),
-        },
-        "anonymous_auth" => classify_flag(c.before, c.after, false, Classification::weakened(Severity::Critical)),
-        "fine_grained_access_control" => {
-            classify_flag(c.before, c.after, true, Classification::weakened(Severity::High))
+    let opening = || {
+        if c.after_doc["policy_reach"] == "public" {
+            opening_severity(c.after_doc)
+        } else {
+            Severity::Medium
         }
+    };
+    match crate::diff::top_field(c.path) {
+        "policy_reach" => {
+            let severity = match c.after.as_str() {
+                Some("public") => opening_severity(c.after_doc),
+                _ => Severity::Medium,
+            };
+            classify_rank(
+                c.before,
+                c.after,
+                &["public", "cross-account", "restricted"],
+                Classification::weakened(severity),
+            )
+        }
+        "anonymous_auth" => classify_flag(
+            c.before,
+            c.after,
+            false,
+            Classification::weakened(if c.after_doc["public_endpoint"] == true {
+                Severity::Critical
+            } else {
+                Severity::High
+            }),
+        ),
+        "fine_grained_access_control" => classify_flag(
+            c.before,
+            c.after,
+            true,
+            Classification::weakened(opening().max(Severity::High)),
+        ),
         "enforce_https" => classify_flag(c.before, c.after, true, Classification::weakened(Severity::High)),
         "tls_policy" => classify_rank(
             c.before,
@@ -410,7 +480,7 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         "encryption_at_rest" | "node_to_node_encryption" | "cognito" => {
             classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium))
         }
-        "public_endpoint" => classify_flag(c.before, c.after, false, Classification::weakened(Severity::High)),
+        "public_endpoint" => classify_flag(c.before, c.after, false, Classification::weakened(opening().max(Severity::High))),
         _ => Classification::NEUTRAL,
     }
 }
@@ -424,6 +494,7 @@ mod tests {
     fn posture(policy: Value, public_endpoint: bool, fgac: bool, anonymous: bool) -> Value {
         let mut p = Posture {
             owner_account: "111122223333".into(),
+            arn: "arn:aws:es:us-east-1:111122223333:domain/orders".into(),
             engine_version: Some("OpenSearch_2.11".into()),
             public_endpoint,
             vpc_id: (!public_endpoint).then(|| "vpc-1".to_string()),
@@ -551,7 +622,7 @@ mod tests {
 
     #[test]
     fn classify_table() {
-        let d = json!({});
+        let d = json!({"public_endpoint": true, "fine_grained_access_control": false, "anonymous_auth": false, "policy_reach": "public"});
         let cases: Vec<(&str, Value, Value, ChangeClass, Severity)> = vec![
             (
                 "/policy_reach",
@@ -586,7 +657,7 @@ mod tests {
                 json!(true),
                 json!(false),
                 ChangeClass::Weakened,
-                Severity::High,
+                Severity::Critical,
             ),
             (
                 "/enforce_https",
@@ -618,5 +689,37 @@ mod tests {
             ),
         ];
         crate::sources::common::check_classify(classify, &d, &cases);
+    }
+
+    /// Drift severity follows what still stands in the way after the change: a policy opened on
+    /// a VPC-only domain, or behind fine-grained access control, is not critical.
+    #[test]
+    fn drift_severity_follows_the_remaining_protection() {
+        let doc = |public_endpoint: bool, fgac: bool, anonymous: bool| {
+            json!({"public_endpoint": public_endpoint, "fine_grained_access_control": fgac,
+                   "anonymous_auth": anonymous, "policy_reach": "public"})
+        };
+        let cases: Vec<(&str, Value, Value, Value, Severity)> = vec![
+            ("/policy_reach", json!("restricted"), json!("public"), doc(true, false, false), Severity::Critical),
+            ("/policy_reach", json!("restricted"), json!("public"), doc(true, true, false), Severity::High),
+            ("/policy_reach", json!("restricted"), json!("public"), doc(true, true, true), Severity::Critical),
+            ("/policy_reach", json!("restricted"), json!("public"), doc(false, false, false), Severity::Medium),
+            ("/policy_reach", json!("restricted"), json!("public"), doc(false, true, false), Severity::Medium),
+            ("/fine_grained_access_control", json!(true), json!(false), doc(true, false, false), Severity::Critical),
+            ("/fine_grained_access_control", json!(true), json!(false), doc(false, false, false), Severity::High),
+            ("/anonymous_auth", json!(false), json!(true), doc(false, true, true), Severity::High),
+            ("/public_endpoint", json!(false), json!(true), doc(true, false, false), Severity::Critical),
+            ("/public_endpoint", json!(false), json!(true), doc(true, true, false), Severity::High),
+        ];
+        for (path, before, after, after_doc, want) in cases {
+            let got = classify(&FieldChange {
+                path,
+                before: &before,
+                after: &after,
+                before_doc: &json!({}),
+                after_doc: &after_doc,
+            });
+            assert_eq!((got.class, got.severity), (ChangeClass::Weakened, want), "{path} with {after_doc}");
+        }
     }
 }

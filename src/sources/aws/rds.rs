@@ -14,13 +14,24 @@ pub const INSTANCE_KIND: ResourceKind = ResourceKind {
     assess,
     classify,
     samples,
+    describe,
 };
 pub const CLUSTER_KIND: ResourceKind = ResourceKind {
     name: "rds-cluster",
     assess,
     classify,
     samples,
+    describe,
 };
+
+fn describe(c: &crate::model::Change) -> Option<String> {
+    Some(match crate::diff::top_field(&c.path) {
+        "publicly_accessible" if c.after == true => "the database was made publicly accessible".into(),
+        "open_to_world_on_port" if c.after == true => "a security group opens its port to the internet".into(),
+        "storage_encrypted" if c.after == false => "storage encryption is off".into(),
+        _ => return None,
+    })
+}
 
 fn samples() -> Samples {
     let doc = |public: bool| {
@@ -128,18 +139,10 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
     let p: Posture = serde_json::from_value(posture.clone()).map_err(|e| format!("not an rds posture: {e}"))?;
     let mut out = Vec::new();
     let port = p.port.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-    match (p.publicly_accessible == Some(true), p.open_to_world_on_port) {
-        (true, true) => out.push(Finding::new(
-            "rds.public.open_to_world",
-            Severity::Critical,
-            false,
-            format!(
-                "The database is publicly accessible and its security group ({}) opens port {port} to the internet: anyone can try passwords against it. \
-                 Set PubliclyAccessible=false (aws rds modify-db-instance --no-publicly-accessible) or close the rule.",
-                p.security_groups.join(", ")
-            ),
-        )),
-        (true, false) => out.push(Finding::new(
+    if p.publicly_accessible == Some(true) {
+        // Kept while the endpoint is public, so closing the world rule alone reads as a partial
+        // fix (the world rule resolved, the public endpoint still open), not as a new finding.
+        out.push(Finding::new(
             "rds.publicly_accessible",
             Severity::High,
             false,
@@ -147,8 +150,19 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
                 "The database has a public endpoint; only its security groups ({}) keep the internet out of port {port}. Set PubliclyAccessible=false unless it must be public.",
                 p.security_groups.join(", ")
             ),
-        )),
-        _ => {}
+        ));
+        if p.open_to_world_on_port {
+            out.push(Finding::new(
+                "rds.public.open_to_world",
+                Severity::Critical,
+                false,
+                format!(
+                    "The database is publicly accessible and its security group ({}) opens port {port} to the internet: anyone can try passwords against it. \
+                     Set PubliclyAccessible=false (aws rds modify-db-instance --no-publicly-accessible) or close the rule.",
+                    p.security_groups.join(", ")
+                ),
+            ));
+        }
     }
     if !p.storage_encrypted {
         out.push(Finding::new(
@@ -194,7 +208,10 @@ mod tests {
             ),
             (
                 p(Some(true), true, true),
-                vec![("rds.public.open_to_world", Severity::Critical)],
+                vec![
+                    ("rds.publicly_accessible", Severity::High),
+                    ("rds.public.open_to_world", Severity::Critical),
+                ],
             ),
             (
                 p(None, true, false),

@@ -80,6 +80,23 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
     Ok(Assessment::new(out, p.reach.as_deref().and_then(net::Reach::parse)))
 }
 
+pub(super) fn describe(c: &crate::model::Change) -> Option<String> {
+    Some(match (common::field(c), common::member(c)) {
+        ("security_enabled", _) if c.after == false => "security was turned off".into(),
+        ("security_enabled", _) if c.after == true => "security is on again".into(),
+        ("anonymous_root", _) if c.after == "accepted" => "GET / without credentials now answers".into(),
+        ("anonymous_can_list_indices", _) if c.after == true => "the index list is readable without credentials".into(),
+        ("anonymous_can_search", _) if c.after == true => "a search without credentials now answers".into(),
+        ("anonymous_roles", Some((true, role))) => format!("callers without credentials now get role `{role}`"),
+        ("anonymous_roles", Some((false, role))) => format!("callers without credentials no longer get role `{role}`"),
+        ("cors_allow_any_origin", _) if c.after == true => {
+            "any web site may now call the cluster from a browser (CORS *)".into()
+        }
+        ("http_tls", _) if c.after == false => "HTTP TLS was turned off".into(),
+        _ => return None,
+    })
+}
+
 pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
     if let Some(cl) = common::classify_reach(c) {
         return cl;

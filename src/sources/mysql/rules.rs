@@ -43,7 +43,8 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
             Severity::High,
             false,
             format!(
-                "Local accounts have no password: {}. Any process on the host can log in as them.",
+                "Local accounts have no password: {}. Any process on the host can log in as them. \
+                 Set one (ALTER USER ... IDENTIFIED BY '...') or lock them (ALTER USER ... ACCOUNT LOCK).",
                 local.join(", ")
             ),
         ));
@@ -96,6 +97,25 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
         p.bind_address.as_deref().unwrap_or("every interface"),
     ));
     Ok(Assessment::new(out, p.reach.as_deref().and_then(net::Reach::parse)))
+}
+
+pub(super) fn describe(c: &crate::model::Change) -> Option<String> {
+    Some(match (common::field(c), common::member(c)) {
+        ("accounts_without_password", Some((true, a))) => format!("account `{a}` has no password"),
+        ("accounts_without_password", Some((false, a))) => format!("account `{a}` has a password again (or is gone)"),
+        ("anonymous_accounts", Some((true, a))) => format!("anonymous account `{a}` lets any user name in"),
+        ("wildcard_host_privileged", Some((true, a))) => {
+            format!("`{a}` can log in from any host with global privileges")
+        }
+        ("unauthenticated_login", _) if c.after == "accepted" => {
+            "a login with a made-up user and no password now succeeds".into()
+        }
+        ("require_secure_transport", _) if c.after == false => "require_secure_transport was turned off".into(),
+        ("skip_networking", _) if c.after == false => {
+            "the server accepts network connections now (skip_networking off)".into()
+        }
+        _ => return None,
+    })
 }
 
 pub(super) fn classify(c: &FieldChange<'_>) -> Classification {

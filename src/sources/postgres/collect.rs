@@ -122,7 +122,7 @@ impl PostgresSource {
                     .collect();
                 rules::mark_shadowed(&mut rules);
                 if let Some(why) = self.not_yet_live(&rules, &loaded_at, file_changed.as_ref().ok()) {
-                    unknown.push(Unknown::new(
+                    unknown.push(Unknown::pending(
                         "hba_rules",
                         why,
                         "fix pg_hba.conf if needed and reload (SELECT pg_reload_conf();); lockwatch follows the rules the server has loaded",

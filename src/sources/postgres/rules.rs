@@ -367,6 +367,44 @@ fn compare_methods(old: &HbaRule, new: &HbaRule) -> Classification {
     }
 }
 
+pub(super) fn describe(c: &crate::model::Change) -> Option<String> {
+    let rule = |v: &Value| serde_json::from_value::<HbaRule>(v.clone()).ok();
+    Some(match common::field(c) {
+        "hba_rules" if c.before.is_null() => {
+            let r = rule(&c.after)?;
+            if r.shadowed {
+                format!(
+                    "pg_hba.conf line `{}` was added, behind a line that matches first",
+                    render_rule(&r)
+                )
+            } else {
+                format!("pg_hba.conf line `{}` now applies", render_rule(&r))
+            }
+        }
+        "hba_rules" if c.after.is_null() => format!(
+            "pg_hba.conf line `{}` no longer applies",
+            render_rule(&rule(&c.before)?)
+        ),
+        "unauthenticated_login" if c.after == "accepted" => {
+            "a login as postgres without a password now succeeds".into()
+        }
+        "ssl" if c.after == false => "ssl was turned off".into(),
+        "password_encryption" => format!(
+            "password_encryption is now {}",
+            crate::pipeline::evaluate::show_value(&c.after)
+        ),
+        "superusers" => match common::member(c)? {
+            (true, who) => format!("`{who}` became a superuser"),
+            (false, who) => format!("`{who}` is no longer a superuser"),
+        },
+        "login_roles_without_password" => match common::member(c)? {
+            (true, who) => format!("login role `{who}` has no password"),
+            (false, who) => format!("login role `{who}` has a password again (or is gone)"),
+        },
+        _ => return None,
+    })
+}
+
 pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
     if let Some(cl) = common::classify_reach(c) {
         return cl;

@@ -27,6 +27,7 @@ pub const KIND: SourceKind = SourceKind {
         assess: rules::assess,
         classify: rules::classify,
         samples,
+        describe: rules::describe,
     }],
     canaries,
 };

@@ -82,6 +82,33 @@ pub(super) fn assess(posture: &Value) -> Result<Assessment, String> {
     Ok(Assessment::new(out, p.reach.as_deref().and_then(net::Reach::parse)))
 }
 
+pub(super) fn describe(c: &crate::model::Change) -> Option<String> {
+    let after = |v: &str| c.after.as_str() == Some(v);
+    Some(match (common::field(c), common::member(c)) {
+        ("acl_nopass_users", Some((true, user))) => {
+            format!("ACL user `{user}` now accepts any password (was: required)")
+        }
+        ("acl_nopass_users", Some((false, user))) => format!("ACL user `{user}` no longer accepts any password"),
+        ("requirepass_set", _) if c.after == false => "the password was removed (requirepass is empty)".into(),
+        ("requirepass_set", _) if c.after == true => "a password is set again".into(),
+        ("unauthenticated_probe", _) if after("accepted") => "a command sent without a password now runs".into(),
+        ("unauthenticated_probe", _) if after("auth_required") => {
+            "a command without a password is refused again".into()
+        }
+        ("protected_mode", _) if c.after == false => "protected-mode was turned off".into(),
+        ("tls_port", _) if c.after == 0 => "TLS was turned off (tls-port 0)".into(),
+        ("listen_scope", _) => format!(
+            "the listener now binds {} addresses",
+            crate::pipeline::evaluate::show_value(&c.after)
+        ),
+        ("reach", _) => format!(
+            "it can now be reached from: {}",
+            crate::pipeline::evaluate::show_value(&c.after)
+        ),
+        _ => return None,
+    })
+}
+
 pub(super) fn classify(c: &FieldChange<'_>) -> Classification {
     if let Some(cl) = common::classify_reach(c) {
         return cl;
