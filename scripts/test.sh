@@ -35,14 +35,25 @@ id postgres >/dev/null 2>&1 || { echo "no 'postgres' user after installing postg
 id mysql >/dev/null 2>&1 || { echo "no 'mysql' user after installing mariadb-server" >&2; exit 2; }
 
 # --- Python venv: a real SMTP server (aiosmtpd) and a real AWS API (moto_server) -------------
-if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd, moto.server, boto3' 2>/dev/null || [ ! -x "$LOCKWATCH_VENV/bin/moto_server" ]; then
-  echo "== preparing Python venv $LOCKWATCH_VENV (aiosmtpd, moto[server])"
+# and the official clients that prove the stand-ins honest (pymongo, elasticsearch, opensearch-py)
+if ! "$LOCKWATCH_TEST_PYTHON" -c 'import aiosmtpd, moto.server, boto3, pymongo, elasticsearch, opensearchpy' 2>/dev/null || [ ! -x "$LOCKWATCH_VENV/bin/moto_server" ]; then
+  echo "== preparing Python venv $LOCKWATCH_VENV (aiosmtpd, moto[server], pymongo, elasticsearch, opensearch-py)"
   [ -x "$LOCKWATCH_TEST_PYTHON" ] || python3 -m venv "$LOCKWATCH_VENV" 2>/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$LOCKWATCH_VENV"
   }
-  "$LOCKWATCH_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'moto[server]==5.2.5'
+  "$LOCKWATCH_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'moto[server]==5.2.5' \
+    'pymongo==4.10.1' 'elasticsearch==8.11.1' 'opensearch-py==2.4.2'
 fi
+
+# --- Stand-ins, checked against official clients ----------------------------------------------
+# No Elasticsearch/OpenSearch/MongoDB server can run here: the tests use protocol stand-ins.
+# These checks drive each stand-in with the vendor's own client (and the fault proxy with
+# boto3), so a stand-in cannot drift into agreeing with lockwatch instead of the real server.
+for check in fake_es_check fake_mongo_check fault_proxy_check; do
+  echo "== stand-in check: tests/support/$check.py"
+  "$LOCKWATCH_TEST_PYTHON" "tests/support/$check.py"
+done
 
 # --- Rust ------------------------------------------------------------------------------------
 echo "== cargo fmt --check"

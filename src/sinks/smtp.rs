@@ -72,21 +72,21 @@ impl Sink for SmtpSink {
                         })?;
                 // lettre's async transport bounds the TCP connect only: a server that accepts and
                 // then says nothing would hold this send (and the outbox behind it) forever.
-                let sent = match tokio::time::timeout(self.email.timeout, self.transport.send_raw(&envelope, &bytes)).await
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        let why = format!(
-                            "SMTP {}:{}: no answer within {} (timeout in [alerts.email])",
-                            self.email.smtp_host,
-                            self.email.smtp_port,
-                            humantime::format_duration(self.email.timeout)
-                        );
-                        unreachable.get_or_insert_with(|| why.clone());
-                        delivery.deferred.push((addr, why));
-                        continue;
-                    }
-                };
+                let sent =
+                    match tokio::time::timeout(self.email.timeout, self.transport.send_raw(&envelope, &bytes)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            let why = format!(
+                                "SMTP {}:{}: no answer within {} (timeout in [alerts.email])",
+                                self.email.smtp_host,
+                                self.email.smtp_port,
+                                humantime::format_duration(self.email.timeout)
+                            );
+                            unreachable.get_or_insert_with(|| why.clone());
+                            delivery.deferred.push((addr, why));
+                            continue;
+                        }
+                    };
                 match sent {
                     Ok(_) => delivery.accepted.push(addr),
                     Err(e) => {

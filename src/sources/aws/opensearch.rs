@@ -480,7 +480,12 @@ fn classify(c: &FieldChange<'_>) -> Classification {
         "encryption_at_rest" | "node_to_node_encryption" | "cognito" => {
             classify_flag(c.before, c.after, true, Classification::weakened(Severity::Medium))
         }
-        "public_endpoint" => classify_flag(c.before, c.after, false, Classification::weakened(opening().max(Severity::High))),
+        "public_endpoint" => classify_flag(
+            c.before,
+            c.after,
+            false,
+            Classification::weakened(opening().max(Severity::High)),
+        ),
         _ => Classification::NEUTRAL,
     }
 }
@@ -700,16 +705,76 @@ mod tests {
                    "anonymous_auth": anonymous, "policy_reach": "public"})
         };
         let cases: Vec<(&str, Value, Value, Value, Severity)> = vec![
-            ("/policy_reach", json!("restricted"), json!("public"), doc(true, false, false), Severity::Critical),
-            ("/policy_reach", json!("restricted"), json!("public"), doc(true, true, false), Severity::High),
-            ("/policy_reach", json!("restricted"), json!("public"), doc(true, true, true), Severity::Critical),
-            ("/policy_reach", json!("restricted"), json!("public"), doc(false, false, false), Severity::Medium),
-            ("/policy_reach", json!("restricted"), json!("public"), doc(false, true, false), Severity::Medium),
-            ("/fine_grained_access_control", json!(true), json!(false), doc(true, false, false), Severity::Critical),
-            ("/fine_grained_access_control", json!(true), json!(false), doc(false, false, false), Severity::High),
-            ("/anonymous_auth", json!(false), json!(true), doc(false, true, true), Severity::High),
-            ("/public_endpoint", json!(false), json!(true), doc(true, false, false), Severity::Critical),
-            ("/public_endpoint", json!(false), json!(true), doc(true, true, false), Severity::High),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                doc(true, false, false),
+                Severity::Critical,
+            ),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                doc(true, true, false),
+                Severity::High,
+            ),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                doc(true, true, true),
+                Severity::Critical,
+            ),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                doc(false, false, false),
+                Severity::Medium,
+            ),
+            (
+                "/policy_reach",
+                json!("restricted"),
+                json!("public"),
+                doc(false, true, false),
+                Severity::Medium,
+            ),
+            (
+                "/fine_grained_access_control",
+                json!(true),
+                json!(false),
+                doc(true, false, false),
+                Severity::Critical,
+            ),
+            (
+                "/fine_grained_access_control",
+                json!(true),
+                json!(false),
+                doc(false, false, false),
+                Severity::High,
+            ),
+            (
+                "/anonymous_auth",
+                json!(false),
+                json!(true),
+                doc(false, true, true),
+                Severity::High,
+            ),
+            (
+                "/public_endpoint",
+                json!(false),
+                json!(true),
+                doc(true, false, false),
+                Severity::Critical,
+            ),
+            (
+                "/public_endpoint",
+                json!(false),
+                json!(true),
+                doc(true, true, false),
+                Severity::High,
+            ),
         ];
         for (path, before, after, after_doc, want) in cases {
             let got = classify(&FieldChange {
@@ -719,7 +784,11 @@ mod tests {
                 before_doc: &json!({}),
                 after_doc: &after_doc,
             });
-            assert_eq!((got.class, got.severity), (ChangeClass::Weakened, want), "{path} with {after_doc}");
+            assert_eq!(
+                (got.class, got.severity),
+                (ChangeClass::Weakened, want),
+                "{path} with {after_doc}"
+            );
         }
     }
 }

@@ -14,8 +14,11 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn own_policy_cases() {
-    let doc: Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/iam-policy-cases.json"))).expect("JSON");
+    let doc: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/iam-policy-cases.json"
+    )))
+    .expect("JSON");
     let owner = doc["account_id"].as_str().expect("account_id");
     let cases = doc["cases"].as_array().expect("cases");
     assert!(cases.len() >= 45, "only {} cases", cases.len());
@@ -34,14 +37,8 @@ fn own_policy_cases() {
             cidrs: strings(&case["trust"]["cidrs"]),
         };
         let (service, arn) = match case["service"].as_str() {
-            Some("dynamodb") => (
-                &DYNAMODB,
-                format!("arn:aws:dynamodb:us-east-1:{owner}:table/orders"),
-            ),
-            _ => (
-                &OPENSEARCH,
-                format!("arn:aws:es:us-east-1:{owner}:domain/orders"),
-            ),
+            Some("dynamodb") => (&DYNAMODB, format!("arn:aws:dynamodb:us-east-1:{owner}:table/orders")),
+            _ => (&OPENSEARCH, format!("arn:aws:es:us-east-1:{owner}:domain/orders")),
         };
         let ctx = Context {
             owner,
@@ -59,22 +56,13 @@ fn own_policy_cases() {
         };
         let want = &case["want"];
         let mut got = vec![("reach", v.reach.as_str().to_string())];
-        got.push((
-            "caller",
-            v.caller.map(|c| format!("{c:?}")).unwrap_or_default(),
-        ));
-        got.push((
-            "action",
-            v.action.map(|a| format!("{a:?}")).unwrap_or_default(),
-        ));
+        got.push(("caller", v.caller.map(|c| format!("{c:?}")).unwrap_or_default()));
+        got.push(("action", v.action.map(|a| format!("{a:?}")).unwrap_or_default()));
         for (field, value) in got {
             if let Some(w) = want[field].as_str()
                 && w != value
             {
-                failures.push(format!(
-                    "{name}: {field} want {w}, got {value} — {}",
-                    v.reason
-                ));
+                failures.push(format!("{name}: {field} want {w}, got {value} — {}", v.reason));
             }
         }
         if v.reach > Reach::Restricted && v.statement.is_none() {
@@ -94,7 +82,10 @@ fn own_policy_cases() {
 
 #[test]
 fn opensearch_fixture_verdicts() {
-    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/opensearch-policies.json"));
+    let text = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/opensearch-policies.json"
+    ));
     let doc: Value = serde_json::from_str(text).expect("fixture is JSON");
     let owner = doc["account_id"].as_str().expect("account_id");
     let trust = Trust::default();
@@ -116,11 +107,7 @@ fn opensearch_fixture_verdicts() {
         match got {
             Ok(v) if v.reach.as_str() == want => {}
             Ok(v) if vpc && v.reach.as_str() == "public" => {}
-            Ok(v) => failures.push(format!(
-                "{name}: want {want}, got {} — {}",
-                v.reach.as_str(),
-                v.reason
-            )),
+            Ok(v) => failures.push(format!("{name}: want {want}, got {} — {}", v.reach.as_str(), v.reason)),
             Err(e) => failures.push(e),
         }
     }

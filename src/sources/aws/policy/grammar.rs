@@ -10,14 +10,8 @@ pub fn principals() -> Vec<(&'static str, Value)> {
     vec![
         ("Principal", json!("*")),
         ("Principal", json!({"AWS": "*"})),
-        (
-            "Principal",
-            json!({"AWS": "arn:aws:iam::111122223333:root"}),
-        ),
-        (
-            "Principal",
-            json!({"AWS": "arn:aws:iam::999988887777:root"}),
-        ),
+        ("Principal", json!({"AWS": "arn:aws:iam::111122223333:root"})),
+        ("Principal", json!({"AWS": "arn:aws:iam::999988887777:root"})),
         (
             "Principal",
             json!({"AWS": ["999988887777", "arn:aws:iam::444455556666:role/r"]}),
@@ -28,10 +22,7 @@ pub fn principals() -> Vec<(&'static str, Value)> {
         ("Principal", json!({"Service": "es.amazonaws.com"})),
         ("Principal", json!({"Federated": "*"})),
         ("Principal", json!(7)),
-        (
-            "NotPrincipal",
-            json!({"AWS": "arn:aws:iam::111122223333:root"}),
-        ),
+        ("NotPrincipal", json!({"AWS": "arn:aws:iam::111122223333:root"})),
         (
             "NotPrincipal",
             json!({"AWS": ["arn:aws:iam::111122223333:root", "999988887777"]}),
@@ -46,10 +37,7 @@ pub fn actions() -> Vec<(&'static str, Value)> {
         ("Action", json!("es:ESHttp*")),
         ("Action", json!("es:ESHttpGet")),
         ("Action", json!(["es:ESHttpGet", "es:ESHttpPut"])),
-        (
-            "Action",
-            json!(["es:ESHttpPost", "es:ESHttpDelete", "es:eshttphead"]),
-        ),
+        ("Action", json!(["es:ESHttpPost", "es:ESHttpDelete", "es:eshttphead"])),
         ("Action", json!(["es:Describe*", "es:List*"])),
         ("Action", json!("*")),
         ("NotAction", json!("es:ESHttpDelete")),
@@ -65,16 +53,10 @@ pub fn resources() -> Vec<Option<(&'static str, Value)>> {
         Some(("Resource", json!(format!("{DOMAIN}/payroll/*")))),
         Some(("Resource", json!(format!("{DOMAIN}/logs-*")))),
         Some(("Resource", json!("*"))),
+        Some(("Resource", json!("arn:aws:es:us-east-1:111122223333:domain/other/*"))),
         Some((
             "Resource",
-            json!("arn:aws:es:us-east-1:111122223333:domain/other/*"),
-        )),
-        Some((
-            "Resource",
-            json!([
-                format!("{DOMAIN}/logs-2024*"),
-                format!("{DOMAIN}/payroll/*")
-            ]),
+            json!([format!("{DOMAIN}/logs-2024*"), format!("{DOMAIN}/payroll/*")]),
         )),
         Some(("NotResource", json!(format!("{DOMAIN}/payroll/*")))),
         Some(("Resource", json!("arn:aws:es:*:*:domain/ord*"))),
@@ -85,69 +67,33 @@ pub fn resources() -> Vec<Option<(&'static str, Value)>> {
 pub fn conditions() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("IpAddress", "aws:SourceIp", json!(["52.0.0.0/8"])),
-        (
-            "IpAddress",
-            "aws:SourceIp",
-            json!(["3.0.0.0/8", "52.0.0.0/8"]),
-        ),
+        ("IpAddress", "aws:SourceIp", json!(["3.0.0.0/8", "52.0.0.0/8"])),
         ("IpAddress", "aws:SourceIp", json!("0.0.0.0/0")),
-        (
-            "IpAddress",
-            "aws:SourceIp",
-            json!(["10.0.0.0/8", "203.0.113.0/24"]),
-        ),
+        ("IpAddress", "aws:SourceIp", json!(["10.0.0.0/8", "203.0.113.0/24"])),
         ("IpAddress", "aws:SourceIp", json!(["::/0"])),
         ("IpAddress", "aws:SourceIp", json!("2001:db8:1234::/48")),
         ("IpAddress", "aws:SourceIp", json!("10.0.0.300/8")),
-        (
-            "NotIpAddress",
-            "aws:SourceIp",
-            json!(["203.0.113.0/24", "52.0.0.0/8"]),
-        ),
+        ("NotIpAddress", "aws:SourceIp", json!(["203.0.113.0/24", "52.0.0.0/8"])),
         ("NotIpAddress", "aws:SourceIp", json!("0.0.0.0/1")),
         ("IpAddressIfExists", "aws:SourceIp", json!("10.0.0.0/8")),
         ("StringEquals", "aws:SourceVpce", json!("vpce-0abc")),
         ("StringLike", "aws:SourceVpce", json!("vpce-*")),
-        (
-            "StringNotEqualsIfExists",
-            "aws:SourceVpce",
-            json!("vpce-0abc"),
-        ),
+        ("StringNotEqualsIfExists", "aws:SourceVpce", json!("vpce-0abc")),
         ("StringEquals", "aws:PrincipalOrgID", json!("o-a1b2c3d4e5")),
         ("StringEquals", "aws:PrincipalOrgID", json!("o-zzzz9999zz")),
         ("StringLike", "aws:PrincipalOrgID", json!("*")),
-        (
-            "ForAllValues:StringEquals",
-            "aws:PrincipalOrgID",
-            json!("o-a1b2c3d4e5"),
-        ),
-        (
-            "ForAnyValue:StringEquals",
-            "aws:PrincipalOrgID",
-            json!("o-a1b2c3d4e5"),
-        ),
+        ("ForAllValues:StringEquals", "aws:PrincipalOrgID", json!("o-a1b2c3d4e5")),
+        ("ForAnyValue:StringEquals", "aws:PrincipalOrgID", json!("o-a1b2c3d4e5")),
         (
             "ForAllValues:StringNotEquals",
             "aws:PrincipalOrgID",
             json!("o-a1b2c3d4e5"),
         ),
-        (
-            "StringEquals",
-            "aws:PrincipalAccount",
-            json!("999988887777"),
-        ),
+        ("StringEquals", "aws:PrincipalAccount", json!("999988887777")),
         ("StringNotEquals", "aws:PrincipalAccount", json!(OWNER)),
         ("StringLike", "aws:PrincipalAccount", json!("*")),
-        (
-            "ArnLike",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::*:role/reader"),
-        ),
-        (
-            "ArnLike",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::111122223333:role/*"),
-        ),
+        ("ArnLike", "aws:PrincipalArn", json!("arn:aws:iam::*:role/reader")),
+        ("ArnLike", "aws:PrincipalArn", json!("arn:aws:iam::111122223333:role/*")),
         ("Null", "aws:SourceVpc", json!("true")),
         ("Null", "aws:PrincipalArn", json!("false")),
         ("Null", "aws:PrincipalAccount", json!("true")),
@@ -156,11 +102,7 @@ pub fn conditions() -> Vec<(&'static str, &'static str, Value)> {
         ("StringLike", "aws:Referer", json!("https://example.com/*")),
         ("StringEquals", "aws:UserAgent", json!("indexer")),
         ("stringequals", "aws:SourceVpce", json!("vpce-0abc")),
-        (
-            "DateLessThan",
-            "aws:CurrentTime",
-            json!("2020-01-01T00:00:00Z"),
-        ),
+        ("DateLessThan", "aws:CurrentTime", json!("2020-01-01T00:00:00Z")),
         ("StringEquals", "aws:SourceAccount", json!(OWNER)),
         ("IpAddress", "aws:VpcSourceIp", json!("10.1.0.0/16")),
     ]
@@ -189,10 +131,7 @@ impl Tables {
     pub fn statement(&self, spec: &Spec) -> Value {
         let (allow, p, a, r, conds) = spec;
         let mut s = Map::new();
-        s.insert(
-            "Effect".into(),
-            json!(if *allow { "Allow" } else { "Deny" }),
-        );
+        s.insert("Effect".into(), json!(if *allow { "Allow" } else { "Deny" }));
         let (pk, pv) = &self.p[p % self.p.len()];
         s.insert(pk.to_string(), pv.clone());
         let (ak, av) = &self.a[a % self.a.len()];

@@ -67,12 +67,7 @@ pub struct Service {
 
 pub const OPENSEARCH: Service = Service {
     read: &["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"],
-    write: &[
-        "es:ESHttpPut",
-        "es:ESHttpPost",
-        "es:ESHttpDelete",
-        "es:ESHttpPatch",
-    ],
+    write: &["es:ESHttpPut", "es:ESHttpPost", "es:ESHttpDelete", "es:ESHttpPatch"],
     other: &[
         "es:DescribeDomain",
         "es:DescribeElasticsearchDomain",
@@ -185,10 +180,7 @@ struct Ranges {
 
 impl Ranges {
     fn empty(max: u128) -> Self {
-        Ranges {
-            max,
-            iv: Vec::new(),
-        }
+        Ranges { max, iv: Vec::new() }
     }
 
     fn full(max: u128) -> Self {
@@ -204,9 +196,9 @@ impl Ranges {
 
     /// Number of addresses, saturating (the full IPv6 space is 2^128).
     fn size(&self) -> u128 {
-        self.iv.iter().fold(0u128, |acc, &(lo, hi)| {
-            acc.saturating_add((hi - lo).saturating_add(1))
-        })
+        self.iv
+            .iter()
+            .fold(0u128, |acc, &(lo, hi)| acc.saturating_add((hi - lo).saturating_add(1)))
     }
 
     fn from_iter(max: u128, mut iv: Vec<(u128, u128)>) -> Self {
@@ -242,10 +234,7 @@ impl Ranges {
         if let Some(start) = next {
             out.push((start, self.max));
         }
-        Ranges {
-            max: self.max,
-            iv: out,
-        }
+        Ranges { max: self.max, iv: out }
     }
 
     fn intersect(&self, other: &Ranges) -> Ranges {
@@ -258,10 +247,7 @@ impl Ranges {
             }
             if a.1 < b.1 { i += 1 } else { j += 1 }
         }
-        Ranges {
-            max: self.max,
-            iv: out,
-        }
+        Ranges { max: self.max, iv: out }
     }
 
     fn subtract(&self, other: &Ranges) -> Ranges {
@@ -395,9 +381,8 @@ impl IpSet {
 
     /// Union of a list of CIDRs; None if any is malformed.
     pub(crate) fn parse_list<'s>(list: impl IntoIterator<Item = &'s str>) -> Option<IpSet> {
-        list.into_iter().try_fold(IpSet::empty(), |acc, s| {
-            Some(acc.union(&IpSet::parse_cidr(s)?))
-        })
+        list.into_iter()
+            .try_fold(IpSet::empty(), |acc, s| Some(acc.union(&IpSet::parse_cidr(s)?)))
     }
 
     /// Private and special-purpose space no internet caller can use.
@@ -530,14 +515,7 @@ fn has_wildcard(s: &str) -> bool {
 /// The six colon-separated ARN fields (the last keeps its colons), or None.
 fn arn_fields(s: &str) -> Option<[&str; 6]> {
     let mut it = s.splitn(6, ':');
-    let f = [
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-        it.next()?,
-    ];
+    let f = [it.next()?, it.next()?, it.next()?, it.next()?, it.next()?, it.next()?];
     (f[0] == "arn" || has_wildcard(f[0])).then_some(f)
 }
 
@@ -569,9 +547,7 @@ pub(crate) fn parse_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -750,11 +726,7 @@ enum Qual {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Known {
-        base: Base,
-        if_exists: bool,
-        qual: Qual,
-    },
+    Known { base: Base, if_exists: bool, qual: Qual },
     Unknown(String),
 }
 
@@ -774,11 +746,7 @@ impl Op {
         };
         match Base::parse(rest) {
             Some(Base::Null) if if_exists => Op::Unknown(name.to_string()),
-            Some(base) => Op::Known {
-                base,
-                if_exists,
-                qual,
-            },
+            Some(base) => Op::Known { base, if_exists, qual },
             None => Op::Unknown(name.to_string()),
         }
     }
@@ -859,11 +827,7 @@ fn parse_principal_value(v: &Value) -> Vec<Who> {
                     });
                 }
             }
-            if out.is_empty() {
-                vec![Who::Unreadable]
-            } else {
-                out
-            }
+            if out.is_empty() { vec![Who::Unreadable] } else { out }
         }
         _ => vec![Who::Unreadable],
     }
@@ -1048,27 +1012,18 @@ impl Fresh {
         .into_iter()
         .filter(|a| *a != owner && !trust.accounts.iter().any(|t| t == a))
         .collect();
-        let account = pick(&accounts, &|a| {
-            vec![a.to_string(), format!("arn:aws:iam::{a}:root")]
-        });
-        let orgs: Vec<&str> = [
-            "o-zq0fresh01",
-            "o-7kx2vmq9aa",
-            "o-q9wz3k1pbb",
-            "o-m4n8b2v6cc",
-        ]
-        .into_iter()
-        .filter(|o| !trust.org_ids.iter().any(|t| t == o))
-        .collect();
+        let account = pick(&accounts, &|a| vec![a.to_string(), format!("arn:aws:iam::{a}:root")]);
+        let orgs: Vec<&str> = ["o-zq0fresh01", "o-7kx2vmq9aa", "o-q9wz3k1pbb", "o-m4n8b2v6cc"]
+            .into_iter()
+            .filter(|o| !trust.org_ids.iter().any(|t| t == o))
+            .collect();
         let org = pick(&orgs, &|o| vec![o.to_string()]);
-        let vpc = pick(
-            &["vpc-0zq0f1", "vpc-7k2x9a", "vpc-q3w8e5", "vpc-m6n1b4"],
-            &|v| vec![v.to_string()],
-        );
-        let vpce = pick(
-            &["vpce-0zq0f1", "vpce-7k2x9a", "vpce-q3w8e5", "vpce-m6n1b4"],
-            &|v| vec![v.to_string()],
-        );
+        let vpc = pick(&["vpc-0zq0f1", "vpc-7k2x9a", "vpc-q3w8e5", "vpc-m6n1b4"], &|v| {
+            vec![v.to_string()]
+        });
+        let vpce = pick(&["vpce-0zq0f1", "vpce-7k2x9a", "vpce-q3w8e5", "vpce-m6n1b4"], &|v| {
+            vec![v.to_string()]
+        });
         Fresh {
             token,
             account,
@@ -1198,12 +1153,7 @@ impl<'a> Env<'a> {
         let orgs = |suffix: &str| -> KeyDom<'s> {
             KeyDom::Vals(Dom {
                 missing: p.orgs.iter().any(Option::is_none),
-                values: p
-                    .orgs
-                    .iter()
-                    .flatten()
-                    .map(|o| format!("{o}{suffix}"))
-                    .collect(),
+                values: p.orgs.iter().flatten().map(|o| format!("{o}{suffix}")).collect(),
                 ..Dom::default()
             })
         };
@@ -1253,9 +1203,7 @@ impl<'a> Env<'a> {
 }
 
 fn is_principal_key(key: &str) -> bool {
-    key.starts_with("aws:principal")
-        || key.starts_with("aws:source")
-        || PRINCIPAL_CONTROLLED.contains(&key)
+    key.starts_with("aws:principal") || key.starts_with("aws:source") || PRINCIPAL_CONTROLLED.contains(&key)
 }
 
 // ───────────────────────────── conditions ─────────────────────────────
@@ -1278,11 +1226,7 @@ fn arn_in_account(pattern: &str, account: &str) -> Option<String> {
 
 /// Principal ARNs a caller of `account` can present: the account root, roles
 /// and users it names itself, and every pattern instantiated in its account.
-fn principal_arn_reps<'v>(
-    account: &str,
-    token: &str,
-    patterns: impl Iterator<Item = &'v str>,
-) -> Vec<String> {
+fn principal_arn_reps<'v>(account: &str, token: &str, patterns: impl Iterator<Item = &'v str>) -> Vec<String> {
     let mut reps = vec![
         format!("arn:aws:iam::{account}:root"),
         format!("arn:aws:iam::{account}:role/{token}"),
@@ -1363,13 +1307,7 @@ fn positive_match(base: Base, x: &str, v: &str, ips: Option<&IpSet>) -> Tri {
 }
 
 /// One entry against one representative value of its key.
-fn entry_on_value(
-    entry: &Entry,
-    base: Base,
-    if_exists: bool,
-    qual: Qual,
-    rep: Option<&str>,
-) -> Tri {
+fn entry_on_value(entry: &Entry, base: Base, if_exists: bool, qual: Qual, rep: Option<&str>) -> Tri {
     if base == Base::Null {
         // Null matches "true" when the key is absent, "false" when present.
         let want = if rep.is_none() { "true" } else { "false" };
@@ -1387,13 +1325,12 @@ fn entry_on_value(
     let Some(v) = rep else {
         // Missing key: IfExists and negated operators pass, ForAllValues is
         // vacuously true, ForAnyValue and plain operators fail.
-        return Tri::from_bool(
-            if_exists || qual == Qual::AllValues || (qual == Qual::Single && base.negated()),
-        );
+        return Tri::from_bool(if_exists || qual == Qual::AllValues || (qual == Qual::Single && base.negated()));
     };
-    let mut any = entry.values.iter().fold(Tri::No, |acc, x| {
-        acc.or(positive_match(base, x, v, entry.ips.as_ref()))
-    });
+    let mut any = entry
+        .values
+        .iter()
+        .fold(Tri::No, |acc, x| acc.or(positive_match(base, x, v, entry.ips.as_ref())));
     if entry.unreadable && any != Tri::Yes {
         any = Tri::Maybe;
     }
@@ -1404,12 +1341,7 @@ fn entry_on_value(
 /// The source addresses for which an entry holds, in the given mode.
 fn entry_set(env: &Env, entry: &Entry, sc: &Scenario, mode: Mode) -> IpSet {
     let all_or_none = |b: bool| if b { IpSet::full() } else { IpSet::empty() };
-    let Op::Known {
-        base,
-        if_exists,
-        qual,
-    } = entry.op
-    else {
+    let Op::Known { base, if_exists, qual } = entry.op else {
         // Unknown operator: may match in an Allow, may not in a Deny.
         return all_or_none(mode == Mode::May);
     };
@@ -1432,8 +1364,7 @@ fn entry_set(env: &Env, entry: &Entry, sc: &Scenario, mode: Mode) -> IpSet {
         KeyDom::Vals(d) => d,
     };
     let reps = reps(&dom, entry, &env.fresh.token);
-    let holds =
-        |r: &Option<String>| entry_on_value(entry, base, if_exists, qual, r.as_deref()).holds(mode);
+    let holds = |r: &Option<String>| entry_on_value(entry, base, if_exists, qual, r.as_deref()).holds(mode);
     all_or_none(match mode {
         Mode::May => reps.iter().any(holds),
         Mode::Must => !reps.is_empty() && reps.iter().all(holds),
@@ -1501,10 +1432,7 @@ fn principal_applies(principals: &Principals, profile: &Profile, mode: Mode, tok
                 Who::Arn(p) => Some(p.as_str()),
                 _ => None,
             });
-            principal_arn_reps(acct, token, pats)
-                .into_iter()
-                .map(Some)
-                .collect()
+            principal_arn_reps(acct, token, pats).into_iter().map(Some).collect()
         }
     };
     let applies = |rep: &Option<String>| {
@@ -1595,10 +1523,7 @@ fn profiles(stmts: &[Stmt], ctx: &Context, fresh: &Fresh) -> Vec<Profile> {
             accounts.extend(e.values.iter().filter_map(|v| accounts_in(v)));
             let org_key = matches!(
                 e.key.as_str(),
-                "aws:principalorgid"
-                    | "aws:principalorgpaths"
-                    | "aws:sourceorgid"
-                    | "aws:sourceorgpaths"
+                "aws:principalorgid" | "aws:principalorgpaths" | "aws:sourceorgid" | "aws:sourceorgpaths"
             );
             // With no organisation configured every named organisation is ours.
             if org_key && !ctx.trust.org_ids.is_empty() {
@@ -1615,10 +1540,7 @@ fn profiles(stmts: &[Stmt], ctx: &Context, fresh: &Fresh) -> Vec<Profile> {
     accounts.dedup();
     orgs.sort();
     orgs.dedup();
-    for a in accounts
-        .into_iter()
-        .filter(|a| !trusted(a) && *a != fresh.account)
-    {
+    for a in accounts.into_iter().filter(|a| !trusted(a) && *a != fresh.account) {
         out.push(Profile {
             caller: Caller::ForeignAccount,
             label: format!("account {a}"),
@@ -1674,10 +1596,7 @@ fn glob_prefix_rests<'p>(pattern: &'p str, text: &str) -> Vec<&'p str> {
             return Vec::new();
         }
     }
-    let mut rests: Vec<&str> = states
-        .into_iter()
-        .filter_map(|i| pattern.get(i..))
-        .collect();
+    let mut rests: Vec<&str> = states.into_iter().filter_map(|i| pattern.get(i..)).collect();
     rests.sort_unstable();
     rests.dedup();
     rests
@@ -1756,9 +1675,7 @@ fn fill(template: &str, token: &str) -> String {
 /// the one that the fewest Deny Resource patterns cover in the witnesses, so a
 /// Deny on `/logs-z*` cannot hide that `/logs-*` is otherwise reachable.
 fn choose_token(templates: &[(String, String)], stmts: &[Stmt], root: &str, text: &str) -> String {
-    const CANDIDATES: [&str; 8] = [
-        "zq0x", "qx7k", "kv3j", "jw5q", "xq2v", "vk9z", "wj4x", "yh8w",
-    ];
+    const CANDIDATES: [&str; 8] = ["zq0x", "qx7k", "kv3j", "jw5q", "xq2v", "vk9z", "wj4x", "yh8w"];
     let denies: Vec<&str> = stmts
         .iter()
         .filter(|s| s.effect == Effect::Deny)
@@ -1798,24 +1715,9 @@ fn witnesses(templates: &[(String, String)], root: &str, token: &str) -> Vec<Wit
 /// (action, class) pairs to try; a fresh action stands for "everything else".
 fn actions(service: &Service, token: &str) -> Vec<(String, ActionClass)> {
     let mut out: Vec<(String, ActionClass)> = Vec::new();
-    out.extend(
-        service
-            .read
-            .iter()
-            .map(|a| (a.to_string(), ActionClass::Read)),
-    );
-    out.extend(
-        service
-            .write
-            .iter()
-            .map(|a| (a.to_string(), ActionClass::Write)),
-    );
-    out.extend(
-        service
-            .other
-            .iter()
-            .map(|a| (a.to_string(), ActionClass::Other)),
-    );
+    out.extend(service.read.iter().map(|a| (a.to_string(), ActionClass::Read)));
+    out.extend(service.write.iter().map(|a| (a.to_string(), ActionClass::Write)));
+    out.extend(service.other.iter().map(|a| (a.to_string(), ActionClass::Other)));
     out.push((format!("{}:Zz{token}", service.prefix), ActionClass::Other));
     out
 }
@@ -1912,11 +1814,7 @@ fn search(env: &Env, prep: &Prepared) -> Search {
         };
         for &net in nets {
             for &secure in transports {
-                let sc = Scenario {
-                    profile,
-                    net,
-                    secure,
-                };
+                let sc = Scenario { profile, net, secure };
                 // Addresses for which each statement applies to this caller.
                 let sets: Vec<IpSet> = prep
                     .stmts
@@ -1932,15 +1830,11 @@ fn search(env: &Env, prep: &Prepared) -> Search {
                     .collect();
                 // Cells covered by the same statements have the same outcome.
                 // (Keyed by control-plane-ness too: only data-plane cells record fences.)
-                let mut memo: std::collections::HashMap<(bool, Vec<usize>), Option<Cell>> =
-                    Default::default();
+                let mut memo: std::collections::HashMap<(bool, Vec<usize>), Option<Cell>> = Default::default();
                 for (ai, (_, class)) in prep.actions.iter().enumerate() {
                     let slot = class_slot(*class);
                     // A public finding for this class cannot be improved upon.
-                    if out.best[slot]
-                        .as_ref()
-                        .is_some_and(|f| f.reach == Reach::Public)
-                    {
+                    if out.best[slot].as_ref().is_some_and(|f| f.reach == Reach::Public) {
                         continue;
                     }
                     for wi in 0..nw {
@@ -1948,17 +1842,12 @@ fn search(env: &Env, prep: &Prepared) -> Search {
                         let applying: Vec<usize> = (0..prep.stmts.len())
                             .filter(|&si| prep.covers[si][cell] && !sets[si].is_empty())
                             .collect();
-                        if !applying
-                            .iter()
-                            .any(|&si| prep.stmts[si].effect == Effect::Allow)
-                        {
+                        if !applying.iter().any(|&si| prep.stmts[si].effect == Effect::Allow) {
                             continue;
                         }
-                        let outcome = memo.entry((slot == 2, applying)).or_insert_with_key(
-                            |(_, applying)| {
-                                judge_cell(&mut out, prep, &sets, applying, profile, net, slot)
-                            },
-                        );
+                        let outcome = memo.entry((slot == 2, applying)).or_insert_with_key(|(_, applying)| {
+                            judge_cell(&mut out, prep, &sets, applying, profile, net, slot)
+                        });
                         if let Some(c) = outcome
                             && out.best[slot].as_ref().is_none_or(|f| c.reach > f.reach)
                         {
@@ -2066,10 +1955,7 @@ pub fn evaluate(policy: &Value, ctx: &Context) -> Result<Verdict, String> {
     };
     let mut notes = Notes::default();
     let stmts = parse_statements(&doc, &mut notes)?;
-    let root = ctx
-        .resource_arn
-        .trim_end_matches("/*")
-        .trim_end_matches('/');
+    let root = ctx.resource_arn.trim_end_matches("/*").trim_end_matches('/');
     let templates = witness_templates(&stmts, root, ctx.service);
     let text = doc.to_string();
     let token = choose_token(&templates, &stmts, root, &text);
@@ -2159,12 +2045,8 @@ fn where_phrase(f: &Finding, excluded: &IpSet) -> String {
     match f.net {
         Net::OwnVpc => " through its own VPC endpoint (the request carries no aws:SourceIp)".into(),
         Net::Internet if f.admitted.union(excluded).is_full() => " from any address".into(),
-        Net::Internet if f.admitted.union(excluded).v4.iv == [(0, V4_MAX)] => {
-            " from any IPv4 address".into()
-        }
-        Net::Internet if f.admitted.union(excluded).v6.iv == [(0, V6_MAX)] => {
-            " from any IPv6 address".into()
-        }
+        Net::Internet if f.admitted.union(excluded).v4.iv == [(0, V4_MAX)] => " from any IPv4 address".into(),
+        Net::Internet if f.admitted.union(excluded).v6.iv == [(0, V6_MAX)] => " from any IPv6 address".into(),
         Net::Internet => {
             let (v4, v6) = f.admitted.sizes();
             if v4 > V4_PUBLIC_THRESHOLD {
@@ -2237,11 +2119,7 @@ fn verdict(prep: &Prepared, found: &Search, notes: &Notes) -> Verdict {
         ),
     };
     if let Some(s) = second.filter(|s| s.reach == f.reach) {
-        let what = if s.action < f.action {
-            "reads"
-        } else {
-            "writes"
-        };
+        let what = if s.action < f.action { "reads" } else { "writes" };
         let _ = write!(
             reason,
             " ({what} such as {} too)",
@@ -2256,11 +2134,7 @@ fn verdict(prep: &Prepared, found: &Search, notes: &Notes) -> Verdict {
         }
         denies.push(s.index);
         if patterns_cover(&s.resources, &witness.arn, false, Tri::Yes).holds(Mode::Must) {
-            let _ = write!(
-                reason,
-                "; the Deny in statement {} does not cover this caller",
-                s.index
-            );
+            let _ = write!(reason, "; the Deny in statement {} does not cover this caller", s.index);
         } else {
             let _ = write!(
                 reason,

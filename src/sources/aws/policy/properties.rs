@@ -52,9 +52,7 @@ fn trust() -> impl Strategy<Value = Trust> {
 fn reversed(v: &Value) -> Value {
     match v {
         Value::Array(a) => Value::Array(a.iter().rev().map(reversed).collect()),
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), reversed(v))).collect())
-        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), reversed(v))).collect()),
         other => other.clone(),
     }
 }
@@ -179,9 +177,8 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((words.clone(), inner), 0..5).prop_map(|kv| Value::Object(
-                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-            )),
+            prop::collection::vec((words.clone(), inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }
@@ -237,7 +234,7 @@ fn generated_policies() {
     let mut counts = [0usize; 3];
     let mut errors = 0usize;
     let start = Instant::now();
-        let n: usize = std::env::var("IAM_POLICIES")
+    let n: usize = std::env::var("IAM_POLICIES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
@@ -245,30 +242,15 @@ fn generated_policies() {
         let specs: Vec<Spec> = (0..rng.below(6))
             .map(|_| {
                 let conds = (0..rng.below(3)).map(|_| rng.below(64)).collect();
-                (
-                    rng.below(3) != 0,
-                    rng.below(64),
-                    rng.below(64),
-                    rng.below(64),
-                    conds,
-                )
+                (rng.below(3) != 0, rng.below(64), rng.below(64), rng.below(64), conds)
             })
             .collect();
         let mut policy = tables.policy(&specs);
         // One policy in twenty gets a junk element.
         if rng.below(20) == 0
-            && let Some(Value::Object(s)) = policy["Statement"]
-                .as_array_mut()
-                .and_then(|a| a.first_mut())
+            && let Some(Value::Object(s)) = policy["Statement"].as_array_mut().and_then(|a| a.first_mut())
         {
-            let keys = [
-                "Principal",
-                "Action",
-                "Resource",
-                "Condition",
-                "Effect",
-                "NotPrincipal",
-            ];
+            let keys = ["Principal", "Action", "Resource", "Condition", "Effect", "NotPrincipal"];
             s.insert(keys[rng.below(keys.len())].into(), junk(&mut rng));
         }
         let trust = &trusts[i % 2];

@@ -106,11 +106,7 @@ fn glob_table() {
         ("", "x", false, false),
     ];
     for (p, t, ci, want) in table {
-        assert_eq!(
-            glob_match(p, t, *ci),
-            *want,
-            "{p:?} vs {t:?} (ignore case {ci})"
-        );
+        assert_eq!(glob_match(p, t, *ci), *want, "{p:?} vs {t:?} (ignore case {ci})");
     }
 }
 
@@ -132,27 +128,16 @@ fn arn_matching() {
             "arn:aws:iam::111122223333:user/a:b",
             Tri::Yes,
         ),
-        (
-            "arn:aws:iam:root",
-            "arn:aws:iam::999988887777:root",
-            Tri::Maybe,
-        ),
+        ("arn:aws:iam:root", "arn:aws:iam::999988887777:root", Tri::Maybe),
         ("*", "whatever", Tri::Yes),
-        (
-            "arn:aws:iam::1111*:root",
-            "arn:aws:iam::111100000000:root",
-            Tri::Yes,
-        ),
+        ("arn:aws:iam::1111*:root", "arn:aws:iam::111100000000:root", Tri::Yes),
     ];
     for (p, v, want) in table {
         assert_eq!(arn_match(p, v), *want, "{p} vs {v}");
     }
     assert_eq!(account_matching("9999*").as_deref(), Some("999900000000"));
     assert_eq!(account_matching("*"), None);
-    assert_eq!(
-        account_matching("12345678901?").as_deref(),
-        Some("123456789010")
-    );
+    assert_eq!(account_matching("12345678901?").as_deref(), Some("123456789010"));
     assert_eq!(
         accounts_in("arn:aws:iam::999988887777:root").as_deref(),
         Some("999988887777")
@@ -230,11 +215,7 @@ fn entry(op: &str, values: &[&str]) -> Entry {
 fn on_value(op: &str, values: &[&str], rep: Option<&str>) -> Tri {
     let e = entry(op, values);
     match e.op {
-        Op::Known {
-            base,
-            if_exists,
-            qual,
-        } => entry_on_value(&e, base, if_exists, qual, rep),
+        Op::Known { base, if_exists, qual } => entry_on_value(&e, base, if_exists, qual, rep),
         Op::Unknown(_) => Tri::Maybe,
     }
 }
@@ -274,11 +255,7 @@ fn operators_with_missing_key() {
         ("stringequals", &["a"], Maybe),
     ];
     for (op, values, want) in table {
-        assert_eq!(
-            on_value(op, values, None),
-            *want,
-            "{op} {values:?} on a missing key"
-        );
+        assert_eq!(on_value(op, values, None), *want, "{op} {values:?} on a missing key");
     }
 }
 
@@ -297,12 +274,7 @@ fn operators_with_present_value() {
         ("NumericLessThan", &["5"], "x", No),
         ("NumericGreaterThanEquals", &["5"], "5", Yes),
         ("DateLessThan", &["2020-01-01T00:00:00Z"], "1500000000", Yes),
-        (
-            "DateGreaterThan",
-            &["2020-01-01T00:00:00Z"],
-            "1500000000",
-            No,
-        ),
+        ("DateGreaterThan", &["2020-01-01T00:00:00Z"], "1500000000", No),
         ("Bool", &["true"], "TRUE", Yes),
         (
             "ArnLike",
@@ -324,23 +296,14 @@ fn operators_with_present_value() {
         ("ForAnyValue:StringLike", &["a*"], "ab", Yes),
     ];
     for (op, values, v, want) in table {
-        assert_eq!(
-            on_value(op, values, Some(v)),
-            *want,
-            "{op} {values:?} on {v}"
-        );
+        assert_eq!(on_value(op, values, Some(v)), *want, "{op} {values:?} on {v}");
     }
 }
 
 #[test]
 fn prefix_rests_and_witnesses() {
     let root = "arn:aws:es:us-east-1:111122223333:domain/orders";
-    let rests = |p: &str| -> Vec<String> {
-        glob_prefix_rests(p, root)
-            .into_iter()
-            .map(String::from)
-            .collect()
-    };
+    let rests = |p: &str| -> Vec<String> { glob_prefix_rests(p, root).into_iter().map(String::from).collect() };
     assert_eq!(rests(&format!("{root}/*")), vec!["/*"]);
     assert_eq!(rests(root), vec![""]);
     assert_eq!(rests("*"), vec!["", "*"]); // the star may end here or go on
@@ -365,23 +328,14 @@ fn prefix_rests_and_witnesses() {
     assert_eq!(ws[0].shown, "/logs-*");
     // OpenSearch requests never target the bare domain ARN.
     assert!(!ws.iter().any(|w| w.arn == root));
-    assert!(
-        ws.iter()
-            .any(|w| w.arn == format!("{root}/") && w.shown == "/")
-    );
+    assert!(ws.iter().any(|w| w.arn == format!("{root}/") && w.shown == "/"));
 }
 
 #[test]
 fn partial_wildcard_account_is_not_everyone() {
     // The fresh "any account" must not be one a partial wildcard happens to match.
     let doc = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::4*:root"}, "Action": "es:*"}});
-    let fresh = Fresh::new(
-        &doc,
-        &doc.to_string(),
-        "zq0x".into(),
-        "111122223333",
-        &Trust::default(),
-    );
+    let fresh = Fresh::new(&doc, &doc.to_string(), "zq0x".into(), "111122223333", &Trust::default());
     assert!(!fresh.account.starts_with('4'));
 }
 
@@ -408,50 +362,123 @@ fn previous_evaluator_table() {
     let ip = |v: Value| Some(json!({"IpAddress": {"aws:SourceIp": v}}));
     let cases: Vec<(&str, Vec<Value>, &Trust, Reach)> = vec![
         ("no statements", vec![], &none, Reach::Restricted),
-        ("bare account id, foreign", vec![allow(json!({"AWS": "999988887777"}), None)], &none, Reach::CrossAccount),
-        ("trusted account is ours", vec![allow(json!({"AWS": "arn:aws:iam::999988887777:root"}), None)], &trusted, Reach::Restricted),
-        ("list with one star", vec![allow(json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]}), None)], &none, Reach::Public),
-        ("service principal", vec![allow(json!({"Service": "es.amazonaws.com"}), None)], &none, Reach::Restricted),
-        ("source ip private /8", vec![allow(json!("*"), ip(json!("10.0.0.0/8")))], &none, Reach::Restricted),
-        ("private /8 plus one public /8", vec![allow(json!("*"), ip(json!("10.0.0.0/7")))], &none, Reach::Restricted),
-        ("two public /8s", vec![allow(json!("*"), ip(json!("12.0.0.0/7")))], &none, Reach::Public),
-        ("one broad value voids the list", vec![allow(json!("*"), ip(json!(["10.0.0.0/8", "0.0.0.0/0"])))], &none, Reach::Public),
-        ("ipv6 ::/0", vec![allow(json!("*"), ip(json!("::/0")))], &none, Reach::Public),
-        ("ipv6 /48", vec![allow(json!("*"), ip(json!("2001:db8:1::/48")))], &none, Reach::Restricted),
-        ("garbage ip", vec![allow(json!("*"), ip(json!("everywhere")))], &none, Reach::Public),
+        (
+            "bare account id, foreign",
+            vec![allow(json!({"AWS": "999988887777"}), None)],
+            &none,
+            Reach::CrossAccount,
+        ),
+        (
+            "trusted account is ours",
+            vec![allow(json!({"AWS": "arn:aws:iam::999988887777:root"}), None)],
+            &trusted,
+            Reach::Restricted,
+        ),
+        (
+            "list with one star",
+            vec![allow(json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]}), None)],
+            &none,
+            Reach::Public,
+        ),
+        (
+            "service principal",
+            vec![allow(json!({"Service": "es.amazonaws.com"}), None)],
+            &none,
+            Reach::Restricted,
+        ),
+        (
+            "source ip private /8",
+            vec![allow(json!("*"), ip(json!("10.0.0.0/8")))],
+            &none,
+            Reach::Restricted,
+        ),
+        (
+            "private /8 plus one public /8",
+            vec![allow(json!("*"), ip(json!("10.0.0.0/7")))],
+            &none,
+            Reach::Restricted,
+        ),
+        (
+            "two public /8s",
+            vec![allow(json!("*"), ip(json!("12.0.0.0/7")))],
+            &none,
+            Reach::Public,
+        ),
+        (
+            "one broad value voids the list",
+            vec![allow(json!("*"), ip(json!(["10.0.0.0/8", "0.0.0.0/0"])))],
+            &none,
+            Reach::Public,
+        ),
+        (
+            "ipv6 ::/0",
+            vec![allow(json!("*"), ip(json!("::/0")))],
+            &none,
+            Reach::Public,
+        ),
+        (
+            "ipv6 /48",
+            vec![allow(json!("*"), ip(json!("2001:db8:1::/48")))],
+            &none,
+            Reach::Restricted,
+        ),
+        (
+            "garbage ip",
+            vec![allow(json!("*"), ip(json!("everywhere")))],
+            &none,
+            Reach::Public,
+        ),
         (
             "foreign source account",
-            vec![allow(json!("*"), Some(json!({"StringEquals": {"aws:SourceAccount": "999988887777"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"StringEquals": {"aws:SourceAccount": "999988887777"}})),
+            )],
             &none,
             Reach::CrossAccount,
         ),
         (
             "case-insensitive key, own VPC",
-            vec![allow(json!("*"), Some(json!({"StringEquals": {"AWS:SOURCEVPC": "vpc-1"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"StringEquals": {"AWS:SOURCEVPC": "vpc-1"}})),
+            )],
             &none,
             Reach::Restricted,
         ),
         (
             "ForAllValues passes missing keys",
-            vec![allow(json!("*"), Some(json!({"ForAllValues:StringEquals": {"aws:PrincipalOrgID": "o-1"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"ForAllValues:StringEquals": {"aws:PrincipalOrgID": "o-1"}})),
+            )],
             &none,
             Reach::Public,
         ),
         (
             "ForAnyValue is a restriction",
-            vec![allow(json!("*"), Some(json!({"ForAnyValue:StringEquals": {"aws:PrincipalOrgID": "o-1"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"ForAnyValue:StringEquals": {"aws:PrincipalOrgID": "o-1"}})),
+            )],
             &none,
             Reach::Restricted,
         ),
         (
             "unknown org when orgs are declared",
-            vec![allow(json!("*"), Some(json!({"StringEquals": {"aws:PrincipalOrgID": "o-theirs"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"StringEquals": {"aws:PrincipalOrgID": "o-theirs"}})),
+            )],
             &trusted,
             Reach::CrossAccount,
         ),
         (
             "vpce wildcard",
-            vec![allow(json!("*"), Some(json!({"StringLike": {"aws:SourceVpce": "vpce-*"}})))],
+            vec![allow(
+                json!("*"),
+                Some(json!({"StringLike": {"aws:SourceVpce": "vpce-*"}})),
+            )],
             &none,
             Reach::Public,
         ),
@@ -493,7 +520,10 @@ fn previous_evaluator_table() {
         ),
         (
             "unconditional Deny for every account and anonymous",
-            vec![allow(json!("*"), None), json!({"Effect": "Deny", "Principal": "*", "Action": "es:*", "Resource": "*"})],
+            vec![
+                allow(json!("*"), None),
+                json!({"Effect": "Deny", "Principal": "*", "Action": "es:*", "Resource": "*"}),
+            ],
             &none,
             Reach::Restricted,
         ),
@@ -508,7 +538,10 @@ fn previous_evaluator_table() {
         ),
         (
             "widest statement wins",
-            vec![allow(json!({"AWS": "arn:aws:iam::111122223333:root"}), None), allow(json!("*"), None)],
+            vec![
+                allow(json!({"AWS": "arn:aws:iam::111122223333:root"}), None),
+                allow(json!("*"), None),
+            ],
             &none,
             Reach::Public,
         ),
@@ -524,7 +557,12 @@ fn previous_evaluator_table() {
         };
         let v = evaluate(&json!({"Version": "2012-10-17", "Statement": stmts}), &ctx).expect("a policy");
         if v.reach != want {
-            failures.push(format!("{name}: want {}, got {} — {}", want.as_str(), v.reach.as_str(), v.reason));
+            failures.push(format!(
+                "{name}: want {}, got {} — {}",
+                want.as_str(),
+                v.reach.as_str(),
+                v.reason
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
