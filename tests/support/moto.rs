@@ -15,11 +15,20 @@ pub struct Moto {
 
 impl Moto {
     pub fn start(dir: &Path) -> Moto {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// With environment settings for moto, e.g. INITIAL_NO_AUTH_ACTION_COUNT (IAM enforced
+    /// after that many requests).
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Moto {
         let server = python().with_file_name("moto_server");
         need("moto_server (the test venv's moto[server])", &server);
         // Port 0: the server binds a free port and says which ("Running on http://127.0.0.1:N").
         let mut cmd = Command::new(server);
         cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut proc = Proc::spawn("moto_server", &mut cmd, dir.join(unique("moto", "log")));
         let port = wait_for("moto to answer", Duration::from_secs(60), || {
             if !proc.is_running() {
@@ -41,8 +50,25 @@ impl Moto {
 
     /// Run one tests/support/aws_fixture.py action; its JSON output.
     pub fn call(&self, account: &str, region: &str, action: &str, args: &[&str]) -> serde_json::Value {
+        self.call_as(None, account, region, action, args)
+    }
+
+    /// The same, signed with these credentials (access key id, secret) instead of moto's
+    /// defaults: for a moto that enforces IAM.
+    pub fn call_as(
+        &self,
+        keys: Option<(&str, &str)>,
+        account: &str,
+        region: &str,
+        action: &str,
+        args: &[&str],
+    ) -> serde_json::Value {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws_fixture.py");
-        let out = Command::new(python())
+        let mut cmd = Command::new(python());
+        if let Some((id, secret)) = keys {
+            cmd.env("AWS_FIXTURE_KEY_ID", id).env("AWS_FIXTURE_SECRET", secret);
+        }
+        let out = cmd
             .arg(script)
             .args([&self.endpoint, account, region, action])
             .args(args)

@@ -1,14 +1,16 @@
-//! EC2 security groups: ingress rules, what each group is attached to (network interfaces →
-//! instance / RDS / OpenSearch / ElastiCache, public IP or not), and which data-store ports they
-//! open to the internet.
+//! EC2 security groups: ingress rules (prefix lists resolved to their entries, groups to the
+//! interfaces they admit), what each group is attached to (network interfaces → instance / RDS /
+//! OpenSearch / ElastiCache, every public address, whether the subnet routes to an internet
+//! gateway), and which data-store ports they open to the internet.
 
-use super::{Ctx, sdk_error};
+use super::Ctx;
+use super::network::{Interface, RegionNetwork};
 use crate::model::{Classification, Finding, Resource, Severity};
 use crate::sources::common::classify_risky_member;
 use crate::sources::{Assessment, FieldChange, ResourceKind, Samples};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 pub const KIND: ResourceKind = ResourceKind {
@@ -54,15 +56,19 @@ fn samples() -> Samples {
             group_id: "sg-1".into(),
             group_name: "db".into(),
             vpc_id: Some("vpc-1".into()),
-            world_open_ports: open_ports(&rules, &[], is_world),
-            untrusted_public_ports: open_ports(&rules, &[], |s| is_untrusted_public(s, &[])),
+            world_open_ports: open_ports(&rules, &[], as_written, is_world),
+            untrusted_public_ports: open_ports(&rules, &[], as_written, |s| is_untrusted_public(s, &[])),
             ingress: rules,
             attachments: vec![Attachment {
                 interface_id: "eni-1".into(),
                 attached_to: "instance".into(),
                 resource: Some("i-1".into()),
                 public_ip,
+                public_ipv6: false,
+                no_internet_route: vec![],
             }],
+            prefix_lists: BTreeMap::new(),
+            admits_groups: BTreeMap::new(),
         })
         .unwrap_or_default()
     };
@@ -113,7 +119,53 @@ pub struct Attachment {
     /// `instance`, `rds`, `opensearch`, `elasticache`, `other`.
     pub attached_to: String,
     pub resource: Option<String>,
+    /// A public IPv4 address: the interface's own, or an Elastic IP on a secondary address.
     pub public_ip: bool,
+    /// A global IPv6 address.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub public_ipv6: bool,
+    /// Address families ("ipv4", "ipv6") the interface has a public address in, but whose
+    /// subnet has no route to an internet gateway: one route away from the internet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_internet_route: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Attachment {
+    fn of(i: &Interface, routes: &super::network::Routes) -> Attachment {
+        let route = routes.internet_route(i.subnet_id.as_deref(), i.vpc_id.as_deref());
+        let mut no_route = Vec::new();
+        if !i.public_v4.is_empty() && !route.v4 {
+            no_route.push("ipv4".to_string());
+        }
+        if !i.public_v6.is_empty() && !route.v6 {
+            no_route.push("ipv6".to_string());
+        }
+        Attachment {
+            interface_id: i.id.clone(),
+            attached_to: i.attached_to.to_string(),
+            resource: i.resource.clone(),
+            public_ip: !i.public_v4.is_empty(),
+            public_ipv6: !i.public_v6.is_empty(),
+            no_internet_route: no_route,
+        }
+    }
+
+    /// Can the internet reach this interface over `family` ("ipv4"/"ipv6")?
+    fn reachable(&self, family: &str) -> bool {
+        let has = match family {
+            "ipv6" => self.public_ipv6,
+            _ => self.public_ip,
+        };
+        has && !self.no_internet_route.iter().any(|f| f == family)
+    }
+
+    fn has_public_address(&self) -> bool {
+        self.public_ip || self.public_ipv6
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -135,127 +187,13 @@ pub struct Posture {
     pub world_open_ports: Vec<OpenPort>,
     /// Derived: data-store ports open to public ranges that are not in `trust.cidrs`.
     pub untrusted_public_ports: Vec<OpenPort>,
-}
-
-pub struct Group {
-    pub id: String,
-    pub name: String,
-    pub vpc_id: Option<String>,
-    pub rules: Vec<Rule>,
-}
-
-/// Everything one region's EC2 listing said.
-pub struct RegionGroups {
-    pub groups: Vec<Group>,
-    pub attachments: BTreeMap<String, Vec<Attachment>>,
-}
-
-/// Items per EC2 list call. Without MaxResults EC2 answers everything in one response (tens of
-/// megabytes for ten thousand groups, all held at once while parsed); pages of 1,000 (the
-/// largest EC2 allows) bound the memory a scan needs at the cost of one call per 1,000 items.
-const PAGE_SIZE: i32 = 1000;
-
-pub async fn fetch(client: &aws_sdk_ec2::Client, _ctx: &Ctx<'_>) -> Result<RegionGroups, String> {
-    let mut groups = Vec::new();
-    let mut pages = client
-        .describe_security_groups()
-        .max_results(PAGE_SIZE)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        // A page that fails fails the whole listing: a partial list proves nothing about absence.
-        let page = page.map_err(|e| {
-            format!(
-                "listing security groups (ec2:DescribeSecurityGroups): {}",
-                sdk_error(&e)
-            )
-        })?;
-        for g in page.security_groups() {
-            let Some(id) = g.group_id() else { continue };
-            let mut rules = Vec::new();
-            for perm in g.ip_permissions() {
-                let protocol = perm.ip_protocol().unwrap_or("-1").to_string();
-                let (from_port, to_port) = if protocol == "-1" {
-                    (None, None)
-                } else {
-                    (perm.from_port(), perm.to_port())
-                };
-                let mut push = |source: String| {
-                    rules.push(Rule {
-                        protocol: protocol.clone(),
-                        from_port,
-                        to_port,
-                        source,
-                    })
-                };
-                perm.ip_ranges()
-                    .iter()
-                    .filter_map(|r| r.cidr_ip())
-                    .for_each(|c| push(c.to_string()));
-                perm.ipv6_ranges()
-                    .iter()
-                    .filter_map(|r| r.cidr_ipv6())
-                    .for_each(|c| push(c.to_string()));
-                perm.prefix_list_ids()
-                    .iter()
-                    .filter_map(|p| p.prefix_list_id())
-                    .for_each(|p| push(p.to_string()));
-                for pair in perm.user_id_group_pairs() {
-                    if let Some(gid) = pair.group_id() {
-                        push(match pair.user_id() {
-                            Some(u) if Some(u) != g.owner_id() => format!("{u}/{gid}"),
-                            _ => gid.to_string(),
-                        });
-                    }
-                }
-            }
-            rules.sort();
-            rules.dedup();
-            groups.push(Group {
-                id: id.to_string(),
-                name: g.group_name().unwrap_or_default().to_string(),
-                vpc_id: g.vpc_id().map(str::to_string),
-                rules,
-            });
-        }
-    }
-    let mut attachments: BTreeMap<String, Vec<Attachment>> = BTreeMap::new();
-    let mut pages = client
-        .describe_network_interfaces()
-        .max_results(PAGE_SIZE)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "listing network interfaces (ec2:DescribeNetworkInterfaces): {}",
-                sdk_error(&e)
-            )
-        })?;
-        for ni in page.network_interfaces() {
-            let att = Attachment {
-                interface_id: ni.network_interface_id().unwrap_or_default().to_string(),
-                attached_to: attached_to(
-                    ni.description().unwrap_or_default(),
-                    ni.requester_id().unwrap_or_default(),
-                    ni.attachment().and_then(|a| a.instance_id()),
-                )
-                .to_string(),
-                resource: ni.attachment().and_then(|a| a.instance_id()).map(str::to_string),
-                public_ip: ni.association().and_then(|a| a.public_ip()).is_some(),
-            };
-            for g in ni.groups() {
-                if let Some(gid) = g.group_id() {
-                    attachments.entry(gid.to_string()).or_default().push(att.clone());
-                }
-            }
-        }
-    }
-    for list in attachments.values_mut() {
-        list.sort();
-        list.dedup();
-    }
-    Ok(RegionGroups { groups, attachments })
+    /// The customer-managed prefix lists the rules name, with their entries: editing a list is
+    /// a change to every group that uses it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prefix_lists: BTreeMap<String, Vec<String>>,
+    /// Groups the rules admit, with the interfaces in them (what a group-to-group rule lets in).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub admits_groups: BTreeMap<String, Vec<String>>,
 }
 
 /// What a network interface belongs to, from the fields AWS fills in for managed services.
@@ -274,20 +212,56 @@ pub fn attached_to(description: &str, requester: &str, instance: Option<&str>) -
     }
 }
 
-pub fn resources(rg: &RegionGroups, ctx: &Ctx<'_>, extra_ports: &[u16]) -> Vec<Resource> {
+pub fn resources(net: &RegionNetwork, ctx: &Ctx<'_>, extra_ports: &[u16]) -> Vec<Resource> {
     let trusted: Vec<(IpAddr, u8)> = ctx.trust.cidrs.iter().filter_map(|c| parse_cidr(c)).collect();
-    rg.groups
+    let members = net.members();
+    let expand = |source: &str| net.expand(source);
+    net.groups
         .iter()
         .map(|g| {
+            let mut attachments: Vec<Attachment> = members
+                .get(g.id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|i| Attachment::of(i, &net.routes))
+                .collect();
+            attachments.sort();
+            attachments.dedup();
+            let mut prefix_lists = BTreeMap::new();
+            let mut admits_groups = BTreeMap::new();
+            for r in &g.rules {
+                if let Some(pl) = net.prefix_lists.get(&r.source).filter(|pl| !pl.aws_managed) {
+                    prefix_lists.insert(r.source.clone(), pl.cidrs.clone());
+                } else if r.source.starts_with("sg-") {
+                    let mut admitted: Vec<String> = members
+                        .get(r.source.as_str())
+                        .into_iter()
+                        .flatten()
+                        .map(|i| match &i.resource {
+                            Some(res) => format!("{} ({} {res})", i.id, i.attached_to),
+                            None => format!("{} ({})", i.id, i.attached_to),
+                        })
+                        .collect();
+                    admitted.sort();
+                    admits_groups.insert(r.source.clone(), admitted);
+                } else if r.source.contains("/sg-") {
+                    admits_groups.insert(
+                        r.source.clone(),
+                        vec!["members are in another account and not visible from this one".to_string()],
+                    );
+                }
+            }
             let p = Posture {
                 owner_account: ctx.account.to_string(),
                 group_id: g.id.clone(),
                 group_name: g.name.clone(),
                 vpc_id: g.vpc_id.clone(),
                 ingress: g.rules.clone(),
-                attachments: rg.attachments.get(&g.id).cloned().unwrap_or_default(),
-                world_open_ports: open_ports(&g.rules, extra_ports, |s| is_world(s)),
-                untrusted_public_ports: open_ports(&g.rules, extra_ports, |s| is_untrusted_public(s, &trusted)),
+                attachments,
+                world_open_ports: open_ports(&g.rules, extra_ports, expand, |s| is_world(s)),
+                untrusted_public_ports: open_ports(&g.rules, extra_ports, expand, |s| is_untrusted_public(s, &trusted)),
+                prefix_lists,
+                admits_groups,
             };
             ctx.resource(KIND.name, &g.id, serde_json::to_value(p).expect("posture serializes"))
         })
@@ -346,22 +320,32 @@ pub fn rule_covers(rule: &Rule, port: u16) -> bool {
     }
 }
 
-fn open_ports(rules: &[Rule], extra: &[u16], source_matches: impl Fn(&str) -> bool) -> Vec<OpenPort> {
-    let ports = DATA_STORE_PORTS
+/// Data-store ports the rules open to sources that `source_matches`, each rule source first
+/// expanded to the ranges it stands for (a prefix list to its entries): (range, label) pairs.
+pub fn open_ports(
+    rules: &[Rule],
+    extra: &[u16],
+    expand: impl Fn(&str) -> Vec<(String, String)>,
+    source_matches: impl Fn(&str) -> bool,
+) -> Vec<OpenPort> {
+    let ports: Vec<(u16, &str)> = DATA_STORE_PORTS
         .iter()
         .copied()
-        .chain(extra.iter().map(|p| (*p, "configured data store")));
+        .chain(extra.iter().map(|p| (*p, "configured data store")))
+        .collect();
     let mut out = Vec::new();
-    for (port, service) in ports {
-        for r in rules
-            .iter()
-            .filter(|r| source_matches(&r.source) && rule_covers(r, port))
-        {
-            out.push(OpenPort {
-                port,
-                service: service.to_string(),
-                source: r.source.clone(),
-            });
+    for r in rules {
+        for (range, label) in expand(&r.source) {
+            if !source_matches(&range) {
+                continue;
+            }
+            for &(port, service) in ports.iter().filter(|(port, _)| rule_covers(r, *port)) {
+                out.push(OpenPort {
+                    port,
+                    service: service.to_string(),
+                    source: label.clone(),
+                });
+            }
         }
     }
     out.sort();
@@ -369,15 +353,77 @@ fn open_ports(rules: &[Rule], extra: &[u16], source_matches: impl Fn(&str) -> bo
     out
 }
 
-/// How bad a world-open data-store port is, given what the group protects: (severity, exposed).
-fn exposure(attachments: &[Attachment]) -> (Severity, bool) {
-    if attachments.iter().any(|a| a.public_ip) {
+/// A rule source taken as it is (no prefix lists to resolve): for samples and tests.
+pub fn as_written(source: &str) -> Vec<(String, String)> {
+    vec![(source.to_string(), source.to_string())]
+}
+
+/// The address family of an open port's source: "ipv6" for IPv6 ranges, else "ipv4".
+fn family(source: &str) -> &'static str {
+    // Labels of prefix-list entries read "pl-… (range)".
+    let range = source
+        .rsplit_once(" (")
+        .map(|(_, r)| r.trim_end_matches(')'))
+        .unwrap_or(source);
+    if range.contains(':') { "ipv6" } else { "ipv4" }
+}
+
+/// How bad a world-open data-store port is, given what the group protects: (severity,
+/// exposed, why). Critical only when an attached interface has a public address in the
+/// family of an open range and its subnet routes that family to an internet gateway.
+fn exposure(attachments: &[Attachment], open: &[OpenPort]) -> (Severity, bool) {
+    let families: BTreeSet<&str> = open.iter().map(|p| family(&p.source)).collect();
+    if attachments.iter().any(|a| families.iter().any(|f| a.reachable(f))) {
         (Severity::Critical, true)
     } else if !attachments.is_empty() {
+        // Attached: inside the VPC, or one route (or one address) away from the internet.
         (Severity::High, false)
     } else {
         (Severity::Low, false)
     }
+}
+
+fn describe_attachment(a: &Attachment) -> String {
+    let mut addresses = Vec::new();
+    if a.public_ip {
+        addresses.push("public IP");
+    }
+    if a.public_ipv6 {
+        addresses.push("public IPv6");
+    }
+    let mut text = format!("{} {}", a.attached_to, a.resource.as_deref().unwrap_or(&a.interface_id));
+    if !addresses.is_empty() {
+        text.push_str(&format!(" ({}", addresses.join(", ")));
+        if !a.no_internet_route.is_empty() {
+            text.push_str(&format!("; no internet route for {}", a.no_internet_route.join(", ")));
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// The command that closes one open port: revoke the rule, or take the entry out of the prefix
+/// list it comes from.
+fn fix_for(group: &str, port: &OpenPort) -> String {
+    if let Some((list, range)) = port.source.split_once(" (") {
+        let range = range.trim_end_matches(')');
+        return format!(
+            "Take {range} out of prefix list {list} (it changes every group that uses the list), e.g. \
+             aws ec2 modify-managed-prefix-list --prefix-list-id {list} --current-version <version> --remove-entries Cidr={range}"
+        );
+    }
+    let permission = if family(&port.source) == "ipv6" {
+        format!(
+            "--ip-permissions IpProtocol=tcp,FromPort={p},ToPort={p},Ipv6Ranges=[{{CidrIpv6={}}}]",
+            port.source,
+            p = port.port
+        )
+    } else {
+        format!("--protocol tcp --port {} --cidr {}", port.port, port.source)
+    };
+    format!(
+        "Remove the rule or narrow it to your own ranges, e.g. aws ec2 revoke-security-group-ingress --group-id {group} {permission}"
+    )
 }
 
 fn describe_ports(ports: &[OpenPort]) -> String {
@@ -393,23 +439,24 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
         serde_json::from_value(posture.clone()).map_err(|e| format!("not a security-group posture: {e}"))?;
     let mut out = Vec::new();
     if !p.world_open_ports.is_empty() {
-        let (severity, exposed) = exposure(&p.attachments);
+        let (severity, exposed) = exposure(&p.attachments, &p.world_open_ports);
         let behind = if p.attachments.is_empty() {
             "It is attached to nothing yet (attaching it to a public host will make this critical)".to_string()
         } else {
-            format!(
+            let mut text = format!(
                 "It is attached to {}",
                 p.attachments
                     .iter()
-                    .map(|a| format!(
-                        "{} {}{}",
-                        a.attached_to,
-                        a.resource.as_deref().unwrap_or(&a.interface_id),
-                        if a.public_ip { " (public IP)" } else { "" }
-                    ))
+                    .map(describe_attachment)
                     .collect::<Vec<_>>()
                     .join(", ")
-            )
+            );
+            if !exposed && p.attachments.iter().any(Attachment::has_public_address) {
+                text.push_str(
+                    ": no public address of a family the rule opens has a route to an internet gateway, so it is one route away from the internet",
+                );
+            }
+            text
         };
         let first = &p.world_open_ports[0];
         out.push(Finding::new(
@@ -417,14 +464,11 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             severity,
             exposed,
             format!(
-                "Security group {} ({}) lets the internet reach {}. {behind}. Remove the rule or narrow it to your own ranges, e.g. \
-                 aws ec2 revoke-security-group-ingress --group-id {} --protocol tcp --port {} --cidr {}",
+                "Security group {} ({}) lets the internet reach {}. {behind}. {}",
                 p.group_id,
                 p.group_name,
                 describe_ports(&p.world_open_ports),
-                p.group_id,
-                first.port,
-                first.source
+                fix_for(&p.group_id, first)
             ),
         ));
     }
@@ -441,7 +485,10 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             ),
         ));
     }
-    Ok(Assessment::new(out, None))
+    // An exposed AWS finding is an internet-facing one (public address and route, or a
+    // public endpoint that lets anyone in).
+    let reach = out.iter().any(|f| f.exposed).then_some(crate::net::Reach::Internet);
+    Ok(Assessment::new(out, reach))
 }
 
 fn classify(c: &FieldChange<'_>) -> Classification {
@@ -452,24 +499,51 @@ fn classify(c: &FieldChange<'_>) -> Classification {
             .and_then(|a| serde_json::from_value(a.clone()).ok())
             .unwrap_or_default()
     };
-    let world_open_after = || {
+    let world_open_after = || -> Vec<OpenPort> {
         c.after_doc
             .get("world_open_ports")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
+            .and_then(|a| serde_json::from_value(a.clone()).ok())
+            .unwrap_or_default()
     };
     match parts.as_slice() {
         ["world_open_ports", _] => classify_risky_member(
             c.before,
             c.after,
-            Classification::weakened(exposure(&after_attachments()).0),
+            Classification::weakened(exposure(&after_attachments(), &world_open_after()).0),
         ),
         ["untrusted_public_ports", _] => {
             classify_risky_member(c.before, c.after, Classification::weakened(Severity::Medium))
         }
-        ["attachments", _] if c.before.is_null() && world_open_after() => {
-            let public = c.after.get("public_ip").and_then(Value::as_bool).unwrap_or(false);
-            Classification::weakened(if public { Severity::Critical } else { Severity::High })
+        // A new interface behind a world-open group, or an existing one that gained a public
+        // address or an internet route: as bad as the exposure it brings.
+        ["attachments", _] if c.after.is_object() && !world_open_after().is_empty() => {
+            match serde_json::from_value::<Attachment>(c.after.clone()) {
+                Ok(a) => {
+                    let (severity, _) = exposure(std::slice::from_ref(&a), &world_open_after());
+                    // Sets are compared as sets: a changed interface shows as one removed and one
+                    // added, so look it up by id in the document before.
+                    let before: Vec<Attachment> = c
+                        .before_doc
+                        .get("attachments")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                    let before_ports: Vec<OpenPort> = c
+                        .before_doc
+                        .get("world_open_ports")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                    let was = before
+                        .iter()
+                        .find(|b| b.interface_id == a.interface_id)
+                        .filter(|_| !before_ports.is_empty())
+                        .map(|b| exposure(std::slice::from_ref(b), &before_ports).0);
+                    match was {
+                        Some(w) if w >= severity => Classification::NEUTRAL,
+                        _ => Classification::weakened(severity),
+                    }
+                }
+                Err(_) => Classification::weakened(Severity::Critical),
+            }
         }
         _ => Classification::NEUTRAL,
     }
@@ -544,8 +618,16 @@ mod tests {
     }
 
     fn posture(rules: Vec<Rule>, attachments: Vec<Attachment>) -> Value {
-        let world = open_ports(&rules, &[8086], is_world);
-        let public = open_ports(&rules, &[8086], |s| is_untrusted_public(s, &[]));
+        let expand = |source: &str| match source {
+            "pl-office" => vec![
+                ("0.0.0.0/0".to_string(), "pl-office (0.0.0.0/0)".to_string()),
+                ("198.51.100.0/24".to_string(), "pl-office (198.51.100.0/24)".to_string()),
+            ],
+            "pl-s3" => vec![],
+            other => as_written(other),
+        };
+        let world = open_ports(&rules, &[8086], expand, is_world);
+        let public = open_ports(&rules, &[8086], expand, |s| is_untrusted_public(s, &[]));
         serde_json::to_value(Posture {
             owner_account: "111122223333".into(),
             group_id: "sg-1".into(),
@@ -555,6 +637,8 @@ mod tests {
             attachments,
             world_open_ports: world,
             untrusted_public_ports: public,
+            prefix_lists: BTreeMap::new(),
+            admits_groups: BTreeMap::new(),
         })
         .unwrap()
     }
@@ -565,6 +649,23 @@ mod tests {
             attached_to: "instance".into(),
             resource: Some("i-1".into()),
             public_ip: public,
+            public_ipv6: false,
+            no_internet_route: vec![],
+        }
+    }
+
+    fn att6(routed: bool) -> Attachment {
+        Attachment {
+            public_ipv6: true,
+            no_internet_route: if routed { vec![] } else { vec!["ipv6".into()] },
+            ..att(false)
+        }
+    }
+
+    fn unrouted() -> Attachment {
+        Attachment {
+            no_internet_route: vec!["ipv4".into()],
+            ..att(true)
         }
     }
 
@@ -598,9 +699,56 @@ mod tests {
                 vec![],
             ),
             (
-                "configured extra port",
-                posture(vec![rule("tcp", Some(8086), Some(8086), "::/0")], vec![att(true)]),
+                "configured extra port, IPv6 rule, IPv6 host",
+                posture(vec![rule("tcp", Some(8086), Some(8086), "::/0")], vec![att6(true)]),
                 vec![("ec2.sg.datastore_open_to_world", Severity::Critical, true)],
+            ),
+            (
+                "IPv6 rule, host with only a public IPv4: not reachable that way",
+                posture(vec![rule("tcp", Some(8086), Some(8086), "::/0")], vec![att(true)]),
+                vec![("ec2.sg.datastore_open_to_world", Severity::High, false)],
+            ),
+            (
+                "IPv6 rule, IPv6 host, no ::/0 route to an internet gateway",
+                posture(vec![rule("tcp", Some(8086), Some(8086), "::/0")], vec![att6(false)]),
+                vec![("ec2.sg.datastore_open_to_world", Severity::High, false)],
+            ),
+            (
+                "public IP but its subnet has no internet route: one route away",
+                posture(open(), vec![unrouted()]),
+                vec![("ec2.sg.datastore_open_to_world", Severity::High, false)],
+            ),
+            (
+                "one routed host among unrouted ones",
+                posture(
+                    open(),
+                    vec![
+                        unrouted(),
+                        Attachment {
+                            interface_id: "eni-2".into(),
+                            ..att(true)
+                        },
+                    ],
+                ),
+                vec![("ec2.sg.datastore_open_to_world", Severity::Critical, true)],
+            ),
+            (
+                "customer prefix list holding 0.0.0.0/0",
+                posture(vec![rule("tcp", Some(5432), Some(5432), "pl-office")], vec![att(true)]),
+                vec![
+                    ("ec2.sg.datastore_open_to_world", Severity::Critical, true),
+                    ("ec2.sg.datastore_open_to_public_range", Severity::Medium, false),
+                ],
+            ),
+            (
+                "AWS-managed prefix list: service ranges",
+                posture(vec![rule("tcp", Some(5432), Some(5432), "pl-s3")], vec![att(true)]),
+                vec![],
+            ),
+            (
+                "group reference",
+                posture(vec![rule("tcp", Some(5432), Some(5432), "sg-web")], vec![att(true)]),
+                vec![],
             ),
             (
                 "public range",
@@ -628,6 +776,42 @@ mod tests {
             f[0].message
         );
         assert!(f[0].message.contains("instance i-1 (public IP)"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("--port 9200 --cidr 0.0.0.0/0"),
+            "{}",
+            f[0].message
+        );
+        let f = assess(&posture(open(), vec![unrouted()])).unwrap().findings;
+        assert!(f[0].message.contains("no internet route for ipv4"), "{}", f[0].message);
+        assert!(f[0].message.contains("one route away"), "{}", f[0].message);
+        let f = assess(&posture(
+            vec![rule("tcp", Some(5432), Some(5432), "pl-office")],
+            vec![att(true)],
+        ))
+        .unwrap()
+        .findings;
+        assert!(
+            f[0].message.contains("PostgreSQL 5432 from pl-office (0.0.0.0/0)"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message
+                .contains("modify-managed-prefix-list --prefix-list-id pl-office"),
+            "{}",
+            f[0].message
+        );
+        let f = assess(&posture(
+            vec![rule("tcp", Some(8086), Some(8086), "::/0")],
+            vec![att6(true)],
+        ))
+        .unwrap()
+        .findings;
+        assert!(
+            f[0].message.contains("Ipv6Ranges=[{CidrIpv6=::/0}]"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -650,13 +834,6 @@ mod tests {
                 Severity::Low,
             ),
             (
-                "/attachments/0",
-                Value::Null,
-                serde_json::to_value(att(true)).unwrap(),
-                ChangeClass::Weakened,
-                Severity::Critical,
-            ),
-            (
                 "/ingress/0",
                 Value::Null,
                 json!({"protocol": "tcp"}),
@@ -665,5 +842,65 @@ mod tests {
             ),
         ];
         crate::sources::common::check_classify(classify, &open_public, &cases);
+    }
+
+    /// Interfaces are compared by id across the two documents: gaining an internet route or a
+    /// public address is a weakening, the same exposure under a new spelling is not.
+    #[test]
+    fn attachment_changes_are_judged_by_the_exposure_they_bring() {
+        let open = || vec![rule("tcp", Some(9200), Some(9200), "0.0.0.0/0")];
+        let cases: Vec<(&str, Value, Value, Attachment, ChangeClass, Severity)> = vec![
+            (
+                "internet route added",
+                posture(open(), vec![unrouted()]),
+                posture(open(), vec![att(true)]),
+                att(true),
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "new public host",
+                posture(open(), vec![]),
+                posture(open(), vec![att(true)]),
+                att(true),
+                ChangeClass::Weakened,
+                Severity::Critical,
+            ),
+            (
+                "new private host",
+                posture(open(), vec![]),
+                posture(open(), vec![att(false)]),
+                att(false),
+                ChangeClass::Weakened,
+                Severity::High,
+            ),
+            (
+                "route removed: no worse",
+                posture(open(), vec![att(true)]),
+                posture(open(), vec![unrouted()]),
+                unrouted(),
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+            (
+                "group not open: attachments do not matter",
+                posture(vec![], vec![]),
+                posture(vec![], vec![att(true)]),
+                att(true),
+                ChangeClass::Neutral,
+                Severity::Low,
+            ),
+        ];
+        for (name, before_doc, after_doc, added, class, severity) in cases {
+            let after = serde_json::to_value(&added).unwrap();
+            let got = classify(&FieldChange {
+                path: "/attachments/0",
+                before: &Value::Null,
+                after: &after,
+                before_doc: &before_doc,
+                after_doc: &after_doc,
+            });
+            assert_eq!((got.class, got.severity), (class, severity), "{name}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! only: resources there keep their last known state.
 
 pub mod ec2;
+pub mod network;
 pub mod opensearch;
 pub mod policy;
 pub mod rds;
@@ -224,7 +225,7 @@ impl AwsSource {
         };
 
         let groups = if wants(Service::Ec2) || wants(Service::Rds) {
-            Some(ec2::fetch(&aws_sdk_ec2::Client::new(&conf), &ctx).await)
+            Some(network::fetch(&aws_sdk_ec2::Client::new(&conf)).await)
         } else {
             None
         };

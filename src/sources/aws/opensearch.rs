@@ -410,7 +410,10 @@ fn assess(posture: &Value) -> Result<Assessment, String> {
             "Node-to-node encryption is off: traffic inside the cluster is unencrypted.",
         ));
     }
-    Ok(Assessment::new(out, None))
+    // An exposed AWS finding is an internet-facing one (public address and route, or a
+    // public endpoint that lets anyone in).
+    let reach = out.iter().any(|f| f.exposed).then_some(crate::net::Reach::Internet);
+    Ok(Assessment::new(out, reach))
 }
 
 /// How bad a loosened access path is, given what else still stands in the way afterwards: the
