@@ -496,7 +496,7 @@ pub fn suppression_end(
     if end - now > max.as_secs() as i64 {
         return Err(format!(
             "suppressions last at most {} ([alerts] max_suppression); ask for less, and renew it if it is still deliberate then",
-            humantime::format_duration(max)
+            crate::config::show_duration(max)
         ));
     }
     Ok(end)

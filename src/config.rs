@@ -192,6 +192,48 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// "a string", "an integer": TOML's own type names, with their article.
+fn toml_article(type_str: &str) -> String {
+    let article = if type_str.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_str}")
+}
+
+/// One sentence for a schedule cron cannot read. The common slip is the five-field crontab
+/// form: say so and give its six-field spelling.
+fn schedule_message(text: &str, cron_error: &str) -> String {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let form = "six or seven fields, seconds first (\"0 */5 * * * *\" = every 5 minutes; \"*/30 * * * * *\" = every 30 s); day-of-week counts 1 = Sunday";
+    if fields.len() == 5 {
+        return format!(
+            "schedule {text:?} has five fields, like a crontab line; lockwatch's schedule has {form}. For this one write \"0 {text}\"."
+        );
+    }
+    // The cron crate's own message spans lines and draws a caret: keep its first line only.
+    let why = cron_error
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(':');
+    format!("schedule {text:?} is not a cron expression lockwatch can read ({why}): it takes {form}.")
+}
+
+/// A duration the way people write it in the config: the largest unit that divides it
+/// exactly ("90d", "4h", "30s"), not humantime's calendar breakdown ("2months 29days 2h…").
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
@@ -264,10 +306,7 @@ impl Config {
         let schedule = cron::Schedule::from_str(&schedule_text).map_err(|e| {
             err(
                 raw.daemon.schedule.as_ref().map(|s| s.span()),
-                format!(
-                    "schedule {schedule_text:?} is not a valid cron expression: {e}. It takes six or seven fields, seconds first \
-                     (\"*/30 * * * * *\" = every 30 s; \"0 */5 * * * *\" = every 5 min); day-of-week counts 1 = Sunday."
-                ),
+                schedule_message(&schedule_text, &e.to_string()),
             )
         })?;
 
@@ -348,12 +387,31 @@ impl Config {
         for entry in raw.sources {
             let span = entry.span();
             let mut table = entry.into_inner();
-            let here = |m: String| err(Some(span.clone()), format!("[[sources]]: {m}"));
+            // Errors about one key point at that key's line; the rest at the [[sources]] header.
+            let here = |m: String| {
+                let quoted = m.split('`').nth(1).unwrap_or_default();
+                let leading = m.split([' ', ':']).next().unwrap_or_default();
+                let line = key_line_in_entry(text, span.start, quoted)
+                    .or_else(|| key_line_in_entry(text, span.start, leading))
+                    .unwrap_or_else(|| line_of(text, span.start));
+                ConfigError {
+                    path: path.to_path_buf(),
+                    line: Some(line),
+                    message: format!("[[sources]]: {m}"),
+                }
+            };
             let take_str = |t: &mut toml::Table, key: &str| -> Result<Option<String>, String> {
                 match t.remove(key) {
                     None => Ok(None),
                     Some(toml::Value::String(s)) => Ok(Some(s)),
-                    Some(other) => Err(format!("`{key}` must be a string, not {}", other.type_str())),
+                    Some(other) => Err(format!(
+                        "`{key}` expects a string (in quotes{}), not {} {other}",
+                        match key {
+                            "timeout" => ", e.g. \"30s\"",
+                            _ => "",
+                        },
+                        toml_article(other.type_str())
+                    )),
                 }
             };
             let kind = take_str(&mut table, "kind").map_err(&here)?.ok_or_else(|| {
@@ -373,7 +431,8 @@ impl Config {
             }
             let timeout = match take_str(&mut table, "timeout").map_err(&here)? {
                 None => Duration::from_secs(30),
-                Some(t) => humantime::parse_duration(&t).map_err(|e| here(format!("timeout {t:?}: {e}")))?,
+                Some(t) => humantime::parse_duration(&t)
+                    .map_err(|e| here(format!("`timeout` {t:?}: {e} (write e.g. \"30s\", \"2m\")")))?,
             };
             let reach = match take_str(&mut table, "reach").map_err(&here)? {
                 None => None,
@@ -692,5 +751,25 @@ url = "postgres://lockwatch@127.0.0.1:5432/postgres"
         assert_eq!(c.email.as_ref().unwrap().smtp_port, 2525);
         let built = c.build().unwrap();
         assert!(!built.sources[0].source.target().contains("pw"));
+    }
+
+    #[test]
+    fn durations_show_as_written() {
+        let cases = [
+            ("90d", "90d"),
+            ("4h", "4h"),
+            ("36h", "36h"),
+            ("90m", "90m"),
+            ("30s", "30s"),
+            ("1500ms", "1500ms"),
+            ("14days", "14d"),
+        ];
+        for (written, shown) in cases {
+            assert_eq!(
+                show_duration(humantime::parse_duration(written).unwrap()),
+                shown,
+                "{written}"
+            );
+        }
     }
 }

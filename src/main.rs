@@ -12,6 +12,7 @@ mod metrics;
 mod model;
 mod net;
 mod pipeline;
+mod repeated;
 mod secret;
 mod sinks;
 mod sources;

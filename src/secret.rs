@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A password or token. `Debug` and `Display` print `***`, so it cannot reach a log by accident.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -29,6 +29,24 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Where a password file is: an absolute path as written; a relative one is a systemd
+/// credential, looked up in `$CREDENTIALS_DIRECTORY` (`LoadCredential=NAME:/etc/lockwatch/...`
+/// in the unit makes `password_file = "NAME"` work under `DynamicUser=yes`).
+pub fn credential_path(what: &str, file: &Path, credentials_dir: Option<&std::ffi::OsStr>) -> anyhow::Result<PathBuf> {
+    if file.is_absolute() {
+        return Ok(file.to_path_buf());
+    }
+    match credentials_dir {
+        Some(dir) if !dir.is_empty() => Ok(Path::new(dir).join(file)),
+        _ => bail!(
+            "{what}: {:?} is relative, so it names a systemd credential, but $CREDENTIALS_DIRECTORY is not set \
+             (run under the lockwatch unit with LoadCredential={}:/path/to/secret, or give an absolute path)",
+            file.display().to_string(),
+            file.display()
+        ),
+    }
+}
+
 /// Read a secret from `file` (trailing newline removed) or from the environment variable `env`.
 pub fn load(what: &str, file: Option<&Path>, env: Option<&str>) -> anyhow::Result<Option<Secret>> {
     match (file, env) {
@@ -36,9 +54,11 @@ pub fn load(what: &str, file: Option<&Path>, env: Option<&str>) -> anyhow::Resul
             bail!("{what}: set either a password file or an environment variable, not both")
         }
         (Some(path), None) => {
-            let text = std::fs::read_to_string(path).with_context(|| {
+            let path = credential_path(what, path, std::env::var_os("CREDENTIALS_DIRECTORY").as_deref())?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
                 format!(
-                    "{what}: reading password file {} (check it exists and lockwatch's user can read it)",
+                    "{what}: reading {} (check it exists and lockwatch's user can read it; under systemd, pass it with \
+                     LoadCredential= and name it relatively, see Credentials in the README)",
                     path.display()
                 )
             })?;

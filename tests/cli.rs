@@ -4,12 +4,6 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn check_config_reports_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -193,4 +187,35 @@ unsafe extern "C" {
     fn libc_pipe(fds: *mut i32) -> i32;
     #[link_name = "close"]
     fn libc_close(fd: i32) -> i32;
+}
+
+/// The config errors a new operator meets first: one sentence each, at the offending line.
+#[test]
+fn first_config_errors_speak_plainly_at_the_right_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().display().to_string();
+    let cases = [
+        (
+            format!("[daemon]\nstate_dir = \"{state}\"\nschedule = \"*/5 * * * *\"\n"),
+            ":3: ",
+            vec!["has five fields", "\"0 */5 * * * *\""],
+        ),
+        (
+            format!(
+                "[daemon]\nstate_dir = \"{state}\"\n[[sources]]\nkind = \"redis\"\nname = \"r\"\nurl = \"redis://127.0.0.1:1\"\ntimeout = 5\n"
+            ),
+            ":7: ",
+            vec!["`timeout` expects a string", "\"30s\"", "not an integer 5"],
+        ),
+    ];
+    for (i, (text, line, needles)) in cases.iter().enumerate() {
+        let cfg = write(tmp.path(), &format!("case{i}.toml"), text);
+        let (code, _, err) = cli(&cfg, &["check-config"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(line), "want line {line}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "want {n:?}: {err}");
+        }
+        assert!(!err.contains('^'), "no caret diagram: {err}");
+    }
 }

@@ -318,3 +318,34 @@ fn a_downgrade_then_a_new_superuser_are_both_announced() {
     lw.quiet(2);
     assert_eq!(smtp.since(mark, &id).len(), 1);
 }
+
+/// A monitoring role the server does not know: the error is the server's own (with SQLSTATE)
+/// and says what to do, not "db error".
+#[test]
+fn an_unknown_monitoring_role_is_named_with_the_servers_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(tmp.path(), "pw-role");
+    let cfg = write(
+        tmp.path(),
+        "role.toml",
+        &format!(
+            "[daemon]\nstate_dir = \"{}\"\n[[sources]]\nkind = \"postgres\"\nname = \"main\"\nurl = \"postgres://nosuchrole@127.0.0.1:{}/postgres\"\npassword_env = \"LOCKWATCH_TEST_PG_PW\"\n",
+            tmp.path().display(),
+            pg.port
+        ),
+    );
+    let out = std::process::Command::new(lockwatch_bin())
+        .args(["--config", cfg.to_str().unwrap(), "scan"])
+        .env("LOCKWATCH_TEST_PG_PW", "whatever")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        // With password authentication the server does not say whether the role exists.
+        err.contains("password authentication failed for user \"nosuchrole\" (SQLSTATE 28P01)")
+            && err.contains("check the monitoring role's password"),
+        "{err}"
+    );
+    assert!(!err.contains("db error"), "{err}");
+}

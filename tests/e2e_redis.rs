@@ -314,3 +314,37 @@ fn losing_acl_list_keeps_the_alert_open() {
         T,
     );
 }
+
+/// A Redis URL pointed at a port where something else (here an HTTP server) answers: said in
+/// one sentence, not a parser dump.
+#[test]
+fn a_url_pointing_at_a_non_redis_port_says_so() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = conn.read(&mut buf);
+            let _ =
+                conn.write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/html\r\n\r\n<html>bad request</html>");
+        }
+    });
+    let cfg = write(
+        tmp.path(),
+        "http.toml",
+        &format!(
+            "[daemon]\nstate_dir = \"{}\"\n[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://127.0.0.1:{port}\"\ntimeout = \"5s\"\n",
+            tmp.path().display()
+        ),
+    );
+    let (code, out, err) = cli(&cfg, &["scan"]);
+    let err = out + &err;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("did not answer in the Redis protocol") && err.contains("rediss://"),
+        "{err}"
+    );
+    assert!(!err.contains("Unexpected"), "no parser dump: {err}");
+}

@@ -65,6 +65,61 @@ fn unit_sandbox_exposure_at_most_2() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
     assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
+    // The README quotes the score: it must be the one systemd-analyze prints.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let claimed = format!("`systemd-analyze security` exposure {score:.1})");
+    assert!(readme.contains(&claimed), "README should say {claimed:?}");
+}
+
+/// Under the unit (DynamicUser=yes), secrets arrive as systemd credentials: a relative
+/// password_file is read from $CREDENTIALS_DIRECTORY, and without it lockwatch says what to do.
+#[test]
+fn a_relative_password_file_is_a_systemd_credential() {
+    use support::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "cred-pw-1");
+    let creds = tmp.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("redis"), "cred-pw-1\n").unwrap();
+    let cfg = tmp.path().join("lockwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\nstate_dir = \"{}\"\n[[sources]]\nkind = \"redis\"\nname = \"cache\"\nurl = \"redis://127.0.0.1:{}\"\npassword_file = \"redis\"\n",
+            tmp.path().display(),
+            redis.port
+        ),
+    )
+    .unwrap();
+    let scan = |credentials: Option<&Path>| {
+        let mut cmd = Command::new(lockwatch_bin());
+        cmd.args(["--config", cfg.to_str().unwrap(), "scan", "--format", "json"]);
+        match credentials {
+            Some(dir) => cmd.env("CREDENTIALS_DIRECTORY", dir),
+            None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+        };
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = scan(Some(&creds));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{out}");
+    assert_eq!(v["resources"][0]["id"], format!("cache/redis/127.0.0.1:{}", redis.port));
+
+    let (code, _, err) = scan(None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(":7: ")
+            && err.contains("password_file")
+            && err.contains("CREDENTIALS_DIRECTORY")
+            && err.contains("LoadCredential=redis:"),
+        "{err}"
+    );
 }
 
 #[test]

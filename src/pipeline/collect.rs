@@ -56,18 +56,29 @@ pub async fn collect_all(sources: &[SourceEntry]) -> Vec<Collected> {
     .await
 }
 
-/// Log what failed, once per cycle and source (the daemon; `scan` prints it instead).
+/// Log what failed (the daemon; `scan` prints it instead): when a failure starts, when its
+/// message changes, and when the source (or part) recovers; not every cycle.
 pub fn log_failures(collected: &[Collected]) {
     for c in collected {
-        match &c.result {
-            Err(e) => {
-                tracing::warn!(source = %c.source, error = %e, "source failed; its resources keep their last known state")
-            }
-            Ok(coll) => {
-                for f in &coll.failed {
-                    tracing::warn!(source = %c.source, part = %f.scope, error = %f.message, "part of the source failed; its resources keep their last known state");
-                }
-            }
-        }
+        let now: Vec<(String, String)> = match &c.result {
+            Err(e) => vec![(
+                "whole source".to_string(),
+                format!("source failed; its resources keep their last known state: {e}"),
+            )],
+            Ok(coll) => coll
+                .failed
+                .iter()
+                .map(|f| {
+                    (
+                        f.scope.clone(),
+                        format!(
+                            "part of the source failed; its resources keep their last known state: {}",
+                            f.message
+                        ),
+                    )
+                })
+                .collect(),
+        };
+        crate::repeated::report(&format!("source {}", c.source), &now, "recovered: read in full again");
     }
 }

@@ -80,7 +80,7 @@ impl Sink for SmtpSink {
                                 "SMTP {}:{}: no answer within {} (timeout in [alerts.email])",
                                 self.email.smtp_host,
                                 self.email.smtp_port,
-                                humantime::format_duration(self.email.timeout)
+                                crate::config::show_duration(self.email.timeout)
                             );
                             unreachable.get_or_insert_with(|| why.clone());
                             delivery.deferred.push((addr, why));

@@ -32,7 +32,13 @@ pub fn password(
     file: Option<&Path>,
     env: Option<&str>,
 ) -> Result<Option<Secret>, String> {
-    let outside = secret::load(&format!("source {source}"), file, env).map_err(|e| format!("{e:#}"))?;
+    let _ = source;
+    let what = if file.is_some() {
+        "password_file"
+    } else {
+        "password_env"
+    };
+    let outside = secret::load(what, file, env).map_err(|e| format!("{e:#}"))?;
     match (inline, outside) {
         (Some(_), Some(_)) => {
             Err("the url already holds a password; remove it from the url or drop password_file/password_env".into())

@@ -144,3 +144,10 @@ impl Drop for Proc {
         self.kill9();
     }
 }
+
+/// Write a file in `dir`; its path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}

@@ -24,10 +24,22 @@ impl PostgresSource {
 
     async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
         self.connect_with(&self.config).await?.map_err(|e| {
-            anyhow!(
-                "connecting to {}: {e} (check the url, the password and pg_hba.conf for the monitoring role)",
-                self.shown_url
-            )
+            // The server's own words (psql's), with its SQLSTATE, and the fix that goes with it.
+            let fix = match e.code().map(|c| c.code()) {
+                Some("28P01") => "check the monitoring role's password",
+                Some("28000") if db_error(&e).contains("does not exist") => {
+                    "create the monitoring role (README: PostgreSQL) or fix the user in the url"
+                }
+                Some("28000") => "add a pg_hba.conf line that lets the monitoring role in from this host",
+                Some("3D000") => "the database in the url does not exist: use postgres",
+                _ => "check the url, the password and pg_hba.conf for the monitoring role",
+            };
+            let why = match e.as_db_error() {
+                Some(_) => db_error(&e),
+                // Not a server answer (refused, timed out, TLS): the chain says what happened.
+                None => format!("{:#}", anyhow::Error::new(e)),
+            };
+            anyhow!("connecting to {}: {why} ({fix})", self.shown_url)
         })
     }
 

@@ -40,7 +40,10 @@ impl RedisSource {
 
     pub(super) async fn observe(&self) -> anyhow::Result<(Posture, Vec<Unknown>)> {
         let mut con = match self.connect(true).await {
-            Ok(con) => con,
+            Ok(con) => {
+                auth_off_warning(&self.url, false);
+                con
+            }
             // With its password removed, Redis refuses AUTH itself ("called without any password
             // configured"). If it then serves a connection without credentials, it is open, and
             // that is exactly what we must report rather than going blind.
@@ -50,7 +53,7 @@ impl RedisSource {
                     .query_async(&mut open)
                     .await
                     .map_err(|_| self.auth_error(&e))?;
-                tracing::warn!(target = %self.url, "the monitoring password was refused but the server answers without one: authentication is off");
+                auth_off_warning(&self.url, true);
                 open
             }
             Err(e) => return Err(self.auth_error(&e)),
@@ -132,6 +135,13 @@ impl RedisSource {
     }
 
     fn auth_error(&self, e: &redis::RedisError) -> anyhow::Error {
+        if e.to_string().contains("Parse error") {
+            return anyhow!(
+                "connecting to {}: the server did not answer in the Redis protocol, so this is not a Redis port \
+                 (an HTTP or TLS server, perhaps): check the port, and use rediss:// if Redis listens with TLS",
+                self.url
+            );
+        }
         anyhow!(
             "connecting to {} as the monitoring user: {e} (check the url and the password)",
             self.url
@@ -189,6 +199,23 @@ async fn config_get(con: &mut redis::aio::MultiplexedConnection, key: &str) -> R
         .chunks(2)
         .find(|c| c.len() == 2 && c[0] == key)
         .map(|c| c[1].clone()))
+}
+
+/// Logged when it starts and when it ends, not every cycle.
+fn auth_off_warning(url: &str, on: bool) {
+    let now = if on {
+        vec![(
+            url.to_string(),
+            "the monitoring password was refused but the server answers without one: authentication is off".to_string(),
+        )]
+    } else {
+        Vec::new()
+    };
+    crate::repeated::report(
+        "redis authentication",
+        &now,
+        "the monitoring password is accepted again",
+    );
 }
 
 /// A server's error reply, as it said it (`NOPERM …`, `ERR unknown command …`).
