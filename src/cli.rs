@@ -289,6 +289,12 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
         );
     };
     let snaps = store.snapshots(resource)?;
+    // Where the record starts, when retention has pruned the beginning of it.
+    let first_seen = store.first_seen(resource)?;
+    let record_start = match (store.pruned_before()?, snaps.first(), first_seen) {
+        (Some(_), Some(first), Some(seen)) if first.observed_at > seen => Some(first.observed_at),
+        _ => None,
+    };
     let baselines = store.baseline_events(resource)?;
     let alerts = store.alert_history(resource)?;
     let mut entries = Vec::new();
@@ -316,15 +322,22 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &json!({"resource": resource, "kind": k.kind, "source": k.source, "snapshots": list, "baselines": b, "alerts": a})
+                    &json!({"resource": resource, "kind": k.kind, "source": k.source, "record_starts": record_start.map(ts), "snapshots": list, "baselines": b, "alerts": a})
                 )?
             );
         }
         Format::Text => {
             println!("{resource} (kind {}, source {})", k.kind, k.source);
+            if let Some(start) = record_start {
+                println!(
+                    "record starts {}: older history was pruned (retention {}, [daemon] retention)",
+                    ts(start),
+                    crate::config::show_duration(config.settings.retention)
+                );
+            }
             for (s, changes, _) in &entries {
                 println!("{}  snapshot {}", ts(s.observed_at), &s.hash[..12.min(s.hash.len())]);
-                if prev_is_first(&snaps, s.id) {
+                if prev_is_first(&snaps, s.id) && record_start.is_none() {
                     println!("  first seen");
                 }
                 for c in changes {

@@ -32,6 +32,7 @@ struct RawDaemon {
     state_dir: Option<PathBuf>,
     metrics_listen: Option<toml::Spanned<String>>,
     blind_after: Option<toml::Spanned<u32>>,
+    retention: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +141,9 @@ pub struct Settings {
     pub max_suppression: Duration,
     /// Openings of one rule within an hour after which it counts as flapping (0: never).
     pub flap_after: u32,
+    /// How long history is kept: older snapshots (never a baseline or the latest), resolved
+    /// alerts, sent mail and ended suppressions are pruned.
+    pub retention: Duration,
 }
 
 impl Default for Settings {
@@ -150,6 +154,7 @@ impl Default for Settings {
             min_severity: Severity::Medium,
             max_suppression: Duration::from_secs(90 * 86400),
             flap_after: 3,
+            retention: Duration::from_secs(400 * 86400),
         }
     }
 }
@@ -371,6 +376,27 @@ impl Config {
                 )
             })?,
         };
+        let retention = match &raw.daemon.retention {
+            None => defaults.retention,
+            Some(s) => {
+                let d = humantime::parse_duration(s.get_ref()).map_err(|e| {
+                    err(
+                        Some(s.span()),
+                        format!("retention {:?}: {e}; write a duration such as \"400d\"", s.get_ref()),
+                    )
+                })?;
+                if d < Duration::from_secs(86400) {
+                    return Err(err(
+                        Some(s.span()),
+                        format!(
+                            "retention {:?} is shorter than a day: history would vanish under on-call's feet; keep at least \"30d\"",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+                d
+            }
+        };
         let email = match raw.alerts.email {
             None => None,
             Some(spanned) => {
@@ -488,6 +514,7 @@ impl Config {
                 min_severity,
                 max_suppression,
                 flap_after,
+                retention,
             },
             email,
             sources,

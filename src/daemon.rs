@@ -203,6 +203,20 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
         }
         liveness.leave();
         metrics.beat();
+        match pipeline.prune(Utc::now().timestamp()) {
+            Ok(p) if p.total() > 0 => tracing::info!(
+                snapshots = p.snapshots,
+                alerts = p.alerts,
+                mails = p.outbox,
+                baseline_events = p.baseline_events,
+                suppressions = p.suppressions,
+                "pruned history older than retention"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "pruning history failed; it is retried after the next cycle")
+            }
+        }
         let took = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
         metrics.cycle_duration.set(took);
         let period = period_secs(&config_now.schedule);

@@ -108,7 +108,39 @@ ALTER TABLE outbox ADD COLUMN recipients_done TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE resources ADD COLUMN announced TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE outbox ADD COLUMN refused TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX resources_by_current ON resources(current_snapshot);
+CREATE INDEX resources_by_baseline ON resources(baseline_snapshot);
+CREATE INDEX baseline_events_by_snapshot ON baseline_events(snapshot_id);
+CREATE INDEX alerts_by_resolution ON alerts(resolved_at) WHERE resolved_at IS NOT NULL;
+CREATE INDEX outbox_by_sending ON outbox(sent_at) WHERE state = 'sent';
+"#,
 ];
+
+/// What one pruning step removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub snapshots: usize,
+    pub baseline_events: usize,
+    pub alerts: usize,
+    pub outbox: usize,
+    pub suppressions: usize,
+}
+
+impl Pruned {
+    pub fn total(&self) -> usize {
+        self.snapshots + self.baseline_events + self.alerts + self.outbox + self.suppressions
+    }
+
+    pub fn add(&mut self, o: Pruned) {
+        self.snapshots += o.snapshots;
+        self.baseline_events += o.baseline_events;
+        self.alerts += o.alerts;
+        self.outbox += o.outbox;
+        self.suppressions += o.suppressions;
+    }
+}
 
 /// A baseline change recorded in history.
 #[derive(Debug, Clone, PartialEq)]
@@ -741,6 +773,85 @@ impl Store {
         .collect()
     }
 
+    /// One small transaction of retention: at most `batch` rows of each table whose time ended
+    /// before `cutoff`. Never a resource's baseline or latest snapshot, nor the event that set the
+    /// baseline in force; a snapshot counts by when it was superseded, not when it appeared.
+    pub fn prune_step(&mut self, cutoff: i64, batch: usize) -> anyhow::Result<Pruned> {
+        let tx = self.conn.transaction()?;
+        let n = batch as i64;
+        let baseline_events = tx.execute(
+            "DELETE FROM baseline_events WHERE id IN (
+                 SELECT e.id FROM baseline_events e
+                 WHERE e.at < ?1 AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.baseline_snapshot = e.snapshot_id)
+                 LIMIT ?2)",
+            rusqlite::params![cutoff, n],
+        )?;
+        let snapshots = tx.execute(
+            "DELETE FROM snapshots WHERE id IN (
+                 SELECT s.id FROM snapshots s
+                 WHERE s.observed_at < ?1
+                   AND EXISTS (SELECT 1 FROM snapshots n WHERE n.resource_id = s.resource_id AND n.id > s.id AND n.observed_at < ?1)
+                   AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.current_snapshot = s.id)
+                   AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.baseline_snapshot = s.id)
+                   AND NOT EXISTS (SELECT 1 FROM baseline_events e WHERE e.snapshot_id = s.id)
+                 LIMIT ?2)",
+            rusqlite::params![cutoff, n],
+        )?;
+        let alerts = tx.execute(
+            "DELETE FROM alerts WHERE id IN (
+                 SELECT id FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ?1 LIMIT ?2)",
+            rusqlite::params![cutoff, n],
+        )?;
+        let outbox = tx.execute(
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT id FROM outbox WHERE state = 'sent' AND sent_at < ?1 LIMIT ?2)",
+            rusqlite::params![cutoff, n],
+        )?;
+        let suppressions = tx.execute(
+            "DELETE FROM suppressions WHERE id IN (
+                 SELECT id FROM suppressions WHERE ended_at IS NOT NULL AND ended_at < ?1 LIMIT ?2)",
+            rusqlite::params![cutoff, n],
+        )?;
+        let pruned = Pruned {
+            snapshots,
+            baseline_events,
+            alerts,
+            outbox,
+            suppressions,
+        };
+        if pruned.total() > 0 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('pruned_before', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), ?1)",
+                [cutoff],
+            )?;
+        }
+        tx.commit()?;
+        Ok(pruned)
+    }
+
+    /// The latest retention cutoff that removed something: history before it may be gone.
+    pub fn pruned_before(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'pruned_before'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// When the resource was first seen.
+    pub fn first_seen(&self, resource: &str) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT first_seen FROM resources WHERE id = ?1", [resource], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Every baseline a resource has had.
     pub fn baseline_events(&self, resource: &str) -> anyhow::Result<Vec<BaselineEvent>> {
         let mut stmt = self.conn.prepare(
@@ -1022,6 +1133,111 @@ mod tests {
         );
         let st = Store::open(&state).unwrap();
         assert_eq!(st.load_open_alerts().unwrap()["x"][0].severity, Severity::High);
+    }
+
+    /// Retention removes what ended before the cutoff, a few rows at a time, and never a
+    /// baseline, a latest snapshot, the snapshot in force until after the cutoff, an open alert,
+    /// a pending mail or an active suppression.
+    #[test]
+    fn retention_prunes_what_ended_long_ago_and_keeps_what_matters() {
+        let day = 86_400;
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = Store::open(dir.path()).unwrap();
+        for (t, a, b) in [
+            (0, "a1", Some("b1")),
+            (10 * day, "a2", None),
+            (20 * day, "a3", None),
+            (500 * day, "a4", None),
+        ] {
+            let mut snapshots = vec![snap("s/redis/a", a)];
+            snapshots.extend(b.map(|h| snap("s/redis/b", h)));
+            st.apply(
+                t,
+                &CycleWrites {
+                    snapshots,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        let sql = |st: &Store, q: &str| st.conn.execute(q, []).unwrap();
+        for (resolved, rule) in [("1000", "old"), (&*(460 * day).to_string(), "recent"), ("NULL", "open")] {
+            sql(
+                &st,
+                &format!(
+                    "INSERT INTO alerts (resource_id, rule, severity, message, opened_at, last_notified_at, resolved_at)
+                     VALUES ('s/redis/a', '{rule}', 'high', 'm', 0, 0, {resolved})"
+                ),
+            );
+        }
+        for (state, sent) in [
+            ("sent", "1000"),
+            ("sent", &*(460 * day).to_string()),
+            ("pending", "NULL"),
+            ("failed", "NULL"),
+        ] {
+            sql(
+                &st,
+                &format!(
+                    "INSERT INTO outbox (created_at, resource_id, kind, subject, body_text, body_html, message_id, next_attempt_at, state, sent_at)
+                     VALUES (0, 's/redis/a', 'alert', 's', 't', 'h', '<{state}{sent}@x>', 0, '{state}', {sent})"
+                ),
+            );
+        }
+        for ended in ["1000", "NULL"] {
+            sql(
+                &st,
+                &format!(
+                    "INSERT INTO suppressions (resource_id, rule, reason, granted_at, expires_at, posture_hash, ended_at)
+                     VALUES ('s/redis/{ended}', 'r', 'why', 0, 99999999999, 'h', {ended})"
+                ),
+            );
+        }
+        assert_eq!(st.pruned_before().unwrap(), None);
+
+        let cutoff = 450 * day;
+        let mut total = Pruned::default();
+        let mut steps = 0;
+        loop {
+            let step = st.prune_step(cutoff, 1).unwrap();
+            if step.total() == 0 {
+                break;
+            }
+            assert!(
+                step.snapshots <= 1 && step.alerts <= 1 && step.outbox <= 1,
+                "one row a table a step"
+            );
+            total.add(step);
+            steps += 1;
+        }
+        assert_eq!(
+            total,
+            Pruned {
+                snapshots: 1,
+                baseline_events: 0,
+                alerts: 1,
+                outbox: 1,
+                suppressions: 1,
+            }
+        );
+        assert_eq!(steps, 1);
+        let hashes = |id: &str| -> Vec<String> { st.snapshots(id).unwrap().into_iter().map(|s| s.hash).collect() };
+        // a2 was superseded on day 20: gone. a3 stayed in force until day 500: kept.
+        assert_eq!(hashes("s/redis/a"), ["a1", "a3", "a4"]);
+        assert_eq!(hashes("s/redis/b"), ["b1"]);
+        let count = |q: &str| st.conn.query_row(q, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM alerts WHERE rule IN ('recent', 'open')"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM alerts"), 2);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM outbox"),
+            3,
+            "pending and failed mail is never pruned"
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM suppressions WHERE ended_at IS NULL"), 1);
+        assert_eq!(st.pruned_before().unwrap(), Some(cutoff));
+        assert_eq!(st.first_seen("s/redis/a").unwrap(), Some(0));
+        // The baseline still loads, and the store is usable.
+        assert_eq!(st.load_known().unwrap()["s/redis/a"].baseline.value()["h"], "a1");
     }
 
     #[test]

@@ -174,3 +174,93 @@ fn hup(lw: &Lockwatch) {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// Retention: history older than `retention` is pruned after a cycle (the baseline and the latest
+/// snapshot stay), and `history` says where its record now starts.
+#[test]
+fn retention_prunes_old_history_and_history_says_where_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "pw-keep");
+    let smtp = Smtp::start(tmp.path());
+    let config = write_config(
+        tmp.path(),
+        smtp.port,
+        &format!(
+            "[[sources]]\nkind = \"redis\"\nname = \"r\"\nurl = \"redis://:pw-keep@127.0.0.1:{}\"\n",
+            redis.port
+        ),
+    );
+    let id = format!("r/redis/127.0.0.1:{}", redis.port);
+    let snapshots = |history: &str| {
+        history
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("snapshot"))
+            .count()
+    };
+    let mut lw = Lockwatch::start(&config);
+    // Three postures: protected (first seen), open (accepted as the baseline), protected again
+    // (stronger than the baseline: raised).
+    redis.cli(&["CONFIG", "SET", "requirepass", ""]);
+    wait_for("the open posture to be recorded", T, || {
+        (snapshots(&lw.cli(&["history", &id]).1) == 2).then_some(())
+    });
+    let (code, _, err) = lw.cli(&["baseline", "accept", &id, "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    redis.cli(&["CONFIG", "SET", "requirepass", "pw-keep"]);
+    wait_for("the baseline to be raised", T, || {
+        let (_, h, _) = lw.cli(&["history", &id]);
+        (snapshots(&h) == 3 && h.contains("raised")).then_some(())
+    });
+    lw.proc.terminate().expect("stops");
+
+    // Ten days pass (the store's clocks are moved back), and retention is two days.
+    let db = tmp.path().join("state/lockwatch.db");
+    let age = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+d = 10 * 86400
+for q in ["UPDATE snapshots SET observed_at = observed_at - ?",
+          "UPDATE baseline_events SET at = at - ?",
+          "UPDATE resources SET first_seen = first_seen - ?",
+          "UPDATE alerts SET opened_at = opened_at - ?, last_notified_at = last_notified_at - ?, resolved_at = resolved_at - ?",
+          "UPDATE outbox SET created_at = created_at - ?, sent_at = sent_at - ?"]:
+    c.execute(q, (d,) * q.count("?"))
+c.commit()
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", age])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nretention = \"2d\"\n");
+    std::fs::write(&config, text).unwrap();
+    let lw = Lockwatch::start(&config);
+    wait_for("the pruning", T, || {
+        lw.proc
+            .log_text()
+            .contains("pruned history older than retention")
+            .then_some(())
+    });
+    let (_, history, _) = lw.cli(&["history", &id]);
+    assert_eq!(
+        snapshots(&history),
+        1,
+        "only the baseline (= latest) is left: {history}"
+    );
+    assert!(
+        history.contains("record starts") && history.contains("older history was pruned (retention 2d"),
+        "{history}"
+    );
+    assert!(!history.contains("first seen"), "the first sight was pruned: {history}");
+    let (_, json, _) = lw.cli(&["history", &id, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["record_starts"].is_string(), "{json}");
+    assert_eq!(v["snapshots"].as_array().unwrap().len(), 1);
+    // Mail sent ten days ago is gone from the outbox listing; the resource is still watched.
+    let (_, outbox, _) = lw.cli(&["outbox", "--all"]);
+    assert!(outbox.contains("outbox empty"), "{outbox}");
+    assert!(smtp.mails().len() >= 2, "mail was sent before (and pruned from the outbox only)");
+}

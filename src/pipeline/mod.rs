@@ -356,6 +356,24 @@ impl Pipeline {
         &self.open
     }
 
+    /// Retention: prune what ended more than `retention` before `now`, in small transactions
+    /// (at most PRUNE_STEPS of PRUNE_BATCH rows per table per call), so a store that fell far
+    /// behind catches up over several cycles without ever stalling one.
+    pub fn prune(&mut self, now: i64) -> anyhow::Result<crate::store::Pruned> {
+        const PRUNE_BATCH: usize = 500;
+        const PRUNE_STEPS: usize = 20;
+        let cutoff = now - self.settings.retention.as_secs() as i64;
+        let mut total = crate::store::Pruned::default();
+        for _ in 0..PRUNE_STEPS {
+            let step = self.store.prune_step(cutoff, PRUNE_BATCH)?;
+            total.add(step);
+            if step.total() == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     #[cfg(test)]
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
