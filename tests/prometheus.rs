@@ -101,3 +101,40 @@ fn shipped_alerting_rules_pass_their_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The rule tests can fail: with any one `for:` removed, or any alert's threshold dropped, the
+/// shipped tests must notice (a rule test that passes whatever the rules say tests nothing).
+#[test]
+fn rule_tests_catch_a_lost_for_clause_or_a_changed_expression() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let rules = std::fs::read_to_string(dir.join("prometheus-rules.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("prometheus-rules.test.yml")).unwrap();
+    let lines: Vec<&str> = rules.lines().collect();
+    let mut mutants: Vec<(String, String)> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with("for:") {
+            let mut m = lines.clone();
+            m.remove(i);
+            mutants.push((format!("line {} removed: {}", i + 1, l.trim()), m.join("\n")));
+        }
+    }
+    for (from, to) in [("> 900", "> 9000"), ("== 1", "== 2"), ("> 0 and", "> 1000 and")] {
+        assert!(
+            rules.contains(from),
+            "the rules no longer contain {from:?}: update this test"
+        );
+        mutants.push((format!("{from} → {to}"), rules.replacen(from, to, 1)));
+    }
+    assert!(mutants.len() >= 6, "{} mutants", mutants.len());
+    for (what, text) in mutants {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("prometheus-rules.yml"), text).unwrap();
+        std::fs::write(tmp.path().join("prometheus-rules.test.yml"), &tests).unwrap();
+        let out = promtool()
+            .args(["test", "rules", "prometheus-rules.test.yml"])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the rule tests pass with {what}");
+    }
+}

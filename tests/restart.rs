@@ -262,5 +262,8 @@ c.commit()
     // Mail sent ten days ago is gone from the outbox listing; the resource is still watched.
     let (_, outbox, _) = lw.cli(&["outbox", "--all"]);
     assert!(outbox.contains("outbox empty"), "{outbox}");
-    assert!(smtp.mails().len() >= 2, "mail was sent before (and pruned from the outbox only)");
+    assert!(
+        smtp.mails().len() >= 2,
+        "mail was sent before (and pruned from the outbox only)"
+    );
 }
