@@ -273,6 +273,31 @@ fn key_line_in_entry(text: &str, start: usize, key: &str) -> Option<usize> {
 
 pub const DEFAULT_SCHEDULE: &str = "*/30 * * * * *";
 
+/// serde's words for types, in TOML's: `expected u32` becomes `expected a whole number`, a `map`
+/// a table, a `sequence` an array. Pure.
+pub fn in_toml_words(message: &str) -> String {
+    let mut m = message.to_string();
+    for int in ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"] {
+        m = m.replace(
+            &format!("expected {int}"),
+            "expected a whole number (written without quotes, e.g. 3)",
+        );
+    }
+    for float in ["f32", "f64"] {
+        m = m.replace(
+            &format!("expected {float}"),
+            "expected a number (written without quotes)",
+        );
+    }
+    m.replace("invalid type: map", "invalid type: a table")
+        .replace("expected a map", "expected a table")
+        .replace("invalid type: sequence", "invalid type: an array")
+        .replace("expected a sequence", "expected an array")
+        .replace("invalid type: string", "invalid type: the string")
+        .replace("invalid type: integer", "invalid type: the number")
+        .replace("invalid type: boolean", "invalid type: the boolean")
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -300,7 +325,7 @@ impl Config {
             line: span.map(|s| line_of(text, s.start)),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), in_toml_words(e.message().trim())))?;
 
         let schedule_text = raw
             .daemon
@@ -576,8 +601,25 @@ impl SourceConfig {
         let line_of_key = |key: &str| self.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l);
         let leading = message.split([' ', ':']).next().unwrap_or_default();
         let quoted = message.split('`').nth(1).unwrap_or_default();
+        // A type error names the value, not the key ("invalid type: the number `5`, expected
+        // a string"): the key is the only one holding such a value.
+        let typed = |(k, v): (&String, &toml::Value)| -> Option<String> {
+            let shown = match v {
+                toml::Value::String(s) => format!("the string {s:?}"),
+                toml::Value::Integer(i) => format!("the number `{i}`"),
+                toml::Value::Boolean(b) => format!("the boolean `{b}`"),
+                toml::Value::Array(_) => "an array".into(),
+                toml::Value::Table(_) => "a table".into(),
+                _ => return None,
+            };
+            message
+                .starts_with(&format!("invalid type: {shown},"))
+                .then(|| k.clone())
+        };
+        let by_value: Vec<String> = self.table.iter().filter_map(typed).collect();
         let line = line_of_key(leading)
             .or_else(|| line_of_key(quoted))
+            .or_else(|| (by_value.len() == 1).then(|| line_of_key(&by_value[0])).flatten())
             .unwrap_or(self.line);
         ConfigError {
             path: path.to_path_buf(),
@@ -690,6 +732,17 @@ mod tests {
                 "[alerts.email]\nsmtp_host = \"h\"\ntls = \"sometimes\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\n",
                 3,
                 "unknown variant `sometimes`",
+            ),
+            ("[daemon]\nblind_after = \"3\"\n", 2, "expected a whole number"),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = 5\n",
+                4,
+                "invalid type: the number `5`, expected a string",
+            ),
+            (
+                "[[sources]]\nkind = \"mongodb\"\nname = \"m\"\nurl = \"mongodb://h\"\n\npassword_env = [\"A\"]\n",
+                6,
+                "invalid type: an array, expected a string",
             ),
             ("this is not toml", 1, ""),
         ];

@@ -11,7 +11,7 @@ use super::FieldChange;
 /// Deserialize a kind's own config struct from its table. serde's "unknown field" errors are kept
 /// as they are so the loader can point at the offending line.
 pub fn parse_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(table)).map_err(|e| e.message().trim().to_string())
+    T::deserialize(toml::Value::Table(table)).map_err(|e| crate::config::in_toml_words(e.message().trim()))
 }
 
 /// `host:port`, with brackets around an IPv6 address: `[::1]:6379`.
@@ -134,6 +134,29 @@ pub fn member(c: &crate::model::Change) -> Option<(bool, String)> {
 /// The name of the top-level field a change is about.
 pub fn field(c: &crate::model::Change) -> &str {
     crate::diff::top_field(&c.path)
+}
+
+/// A posture with some top-level fields replaced: how rule tables build their cases.
+#[cfg(test)]
+pub fn patched(mut v: Value, patch: Value) -> Value {
+    for (k, x) in patch.as_object().expect("a patch is an object") {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// What an assessment found, as (rule, severity, exposed): what rule tables compare.
+#[cfg(test)]
+pub fn findings_of(
+    assess: fn(&Value) -> Result<super::Assessment, String>,
+    v: &Value,
+) -> Vec<(String, Severity, bool)> {
+    assess(v)
+        .expect("a posture of this kind")
+        .findings
+        .into_iter()
+        .map(|f| (f.rule, f.severity, f.exposed))
+        .collect()
 }
 
 /// The table test every kind's classifier has: `(path, before, after, class, severity)` against

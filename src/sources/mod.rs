@@ -14,6 +14,7 @@ pub mod common;
 #[cfg(test)]
 mod contract;
 pub mod elasticsearch;
+pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -24,6 +25,7 @@ pub const KINDS: &[&SourceKind] = &[
     &postgres::KIND,
     &mysql::KIND,
     &elasticsearch::KIND,
+    &mongodb::KIND,
     &aws::KIND,
 ];
 

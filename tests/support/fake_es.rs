@@ -39,13 +39,6 @@ impl FakeEs {
 
     /// Change some keys of the state, as an operator editing the cluster's settings would.
     pub fn set(&self, patch: serde_json::Value) {
-        let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&self.state).unwrap()).unwrap();
-        for (k, v) in patch.as_object().unwrap() {
-            s[k] = v.clone();
-        }
-        // Atomically: the fake re-reads the file on every request.
-        let tmp = self.state.with_extension("tmp");
-        std::fs::write(&tmp, s.to_string()).unwrap();
-        std::fs::rename(&tmp, &self.state).unwrap();
+        patch_json_file(&self.state, patch);
     }
 }

@@ -10,6 +10,8 @@ mod fake_es;
 pub use fake_es::*;
 mod mariadb;
 pub use mariadb::*;
+mod mongo;
+pub use mongo::*;
 mod redis;
 pub use redis::*;
 mod postgres;
@@ -143,6 +145,18 @@ impl Drop for Proc {
         }
         self.kill9();
     }
+}
+
+/// Replace some top-level keys of a stand-in's JSON state file, atomically (temp file +
+/// rename): the stand-ins re-read it on every request.
+pub fn patch_json_file(path: &std::path::Path, patch: serde_json::Value) {
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (k, v) in patch.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, s.to_string()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// Write a file in `dir`; its path.

@@ -535,12 +535,43 @@ mod tests {
     }
 
     fn rules(v: &Value) -> Vec<(String, Severity, bool)> {
-        assess(v)
-            .unwrap()
-            .findings
-            .into_iter()
-            .map(|f| (f.rule, f.severity, f.exposed))
-            .collect()
+        crate::sources::common::findings_of(assess, v)
+    }
+
+    /// Every case of the shared fixture, VPC or not, through the product's own domain
+    /// assessment: "public" is an exposed finding, "cross-account" the cross-account rule.
+    #[test]
+    fn shared_fixture_through_the_domain_assessment() {
+        let doc: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/opensearch-policies.json"
+        )))
+        .unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(
+            cases.iter().filter(|c| c["vpc"] == true).count() >= 1,
+            "the fixture has VPC cases"
+        );
+        let mut failures = Vec::new();
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("?");
+            let vpc = case["vpc"].as_bool().unwrap_or(false);
+            let a = assess(&posture(case["policy"].clone(), !vpc, false, false)).unwrap();
+            let got = if a.findings.iter().any(|f| f.exposed) {
+                "public"
+            } else if a.findings.iter().any(|f| f.rule == "opensearch.policy.cross_account") {
+                "cross-account"
+            } else {
+                "restricted"
+            };
+            if got != case["verdict"].as_str().unwrap_or("?") {
+                failures.push(format!(
+                    "{name} (vpc {vpc}): want {}, got {got}: {:?}",
+                    case["verdict"], a.findings
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -131,12 +131,7 @@ mod tests {
                "auth_schemes": ["ApiKey", "Basic", "Bearer"], "security_enabled": true, "anonymous_roles": [], "http_tls": true,
                "cors_allow_any_origin": false, "bound_addresses": ["127.0.0.1:9200"], "listen_scope": "loopback"})
     }
-    fn with(mut v: Value, patch: Value) -> Value {
-        for (k, x) in patch.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        v
-    }
+    use crate::sources::common::patched as with;
 
     #[test]
     fn assess_table() {

@@ -157,12 +157,7 @@ mod tests {
                "anonymous_accounts": [], "wildcard_host_privileged": [], "require_secure_transport": false, "tls_available": false,
                "bind_address": "127.0.0.1", "skip_networking": false, "listen_scope": "loopback"})
     }
-    fn with(mut v: Value, patch: Value) -> Value {
-        for (k, x) in patch.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        v
-    }
+    use crate::sources::common::patched as with;
 
     #[test]
     fn assess_table() {

@@ -489,12 +489,7 @@ mod tests {
     }
 
     fn rules_of(v: &Value) -> Vec<(String, Severity, bool)> {
-        assess(v)
-            .unwrap()
-            .findings
-            .into_iter()
-            .map(|f| (f.rule, f.severity, f.exposed))
-            .collect()
+        crate::sources::common::findings_of(assess, v)
     }
 
     #[test]

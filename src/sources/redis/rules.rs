@@ -155,20 +155,10 @@ mod tests {
         })
     }
 
-    fn with(mut v: Value, patch: Value) -> Value {
-        for (k, val) in patch.as_object().unwrap() {
-            v[k] = val.clone();
-        }
-        v
-    }
+    use crate::sources::common::patched as with;
 
     fn rules(v: &Value) -> Vec<(String, Severity, bool)> {
-        assess(v)
-            .unwrap()
-            .findings
-            .into_iter()
-            .map(|f| (f.rule, f.severity, f.exposed))
-            .collect()
+        crate::sources::common::findings_of(assess, v)
     }
 
     #[test]
