@@ -43,6 +43,55 @@ struct RawAlerts {
     max_suppression: Option<toml::Spanned<String>>,
     flap_after: Option<toml::Spanned<u32>>,
     email: Option<toml::Spanned<EmailConfig>>,
+    alertmanager: Option<toml::Spanned<AlertmanagerConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertmanagerConfig {
+    /// Every member of the Alertmanager cluster.
+    urls: Vec<String>,
+    timeout: Option<String>,
+    resend: Option<String>,
+}
+
+/// `[alerts.alertmanager]`, checked. Pure.
+fn validate_alertmanager(a: AlertmanagerConfig) -> Result<crate::sinks::alertmanager::Settings, String> {
+    if a.urls.is_empty() {
+        return Err("`urls` is empty: list every member of the cluster, e.g. [\"http://127.0.0.1:9093\"]".into());
+    }
+    let urls = a
+        .urls
+        .iter()
+        .map(|u| {
+            let parsed = url::Url::parse(u).map_err(|e| format!("url {u:?}: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!("url {u:?}: write http://host:9093 (or https://)"));
+            }
+            // Alertmanager may live under a path prefix (--web.route-prefix): keep it, as a directory.
+            let mut parsed = parsed;
+            if !parsed.path().ends_with('/') {
+                let p = format!("{}/", parsed.path());
+                parsed.set_path(&p);
+            }
+            Ok(parsed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let duration = |name: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
+        match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(t) => humantime::parse_duration(t).map_err(|e| format!("{name} {t:?}: {e} (write e.g. \"30s\")")),
+        }
+    };
+    let resend = duration("resend", &a.resend, 60)?;
+    if resend < Duration::from_secs(1) {
+        return Err("resend must be at least 1s".into());
+    }
+    Ok(crate::sinks::alertmanager::Settings {
+        urls,
+        timeout: duration("timeout", &a.timeout, 10)?,
+        resend,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,6 +115,8 @@ pub struct EmailConfig {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// PEM bundle to verify the SMTP server's certificate, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde_opt")]
     pub timeout: Option<Duration>,
 }
@@ -94,6 +145,7 @@ pub struct EmailSettings {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -107,6 +159,7 @@ pub struct Email {
     pub to: Vec<lettre::message::Mailbox>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -167,6 +220,8 @@ pub struct Config {
     pub metrics_listen: std::net::SocketAddr,
     pub settings: Settings,
     pub email: Option<EmailSettings>,
+    /// `[alerts.alertmanager]`: alerts also (or only) to Alertmanager.
+    pub alertmanager: Option<crate::sinks::alertmanager::Settings>,
     pub sources: Vec<SourceConfig>,
     /// Things worth fixing that do not stop lockwatch (printed by check-config, logged by run).
     pub warnings: Vec<String>,
@@ -433,6 +488,17 @@ impl Config {
             }
         };
 
+        let alertmanager = match raw.alerts.alertmanager {
+            None => None,
+            Some(spanned) => {
+                let span = spanned.span();
+                Some(
+                    validate_alertmanager(spanned.into_inner())
+                        .map_err(|m| err(Some(span), format!("[alerts.alertmanager]: {m}")))?,
+                )
+            }
+        };
+
         let mut sources = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for entry in raw.sources {
@@ -542,6 +608,7 @@ impl Config {
                 retention,
             },
             email,
+            alertmanager,
             sources,
             warnings: Vec::new(),
         })
@@ -581,6 +648,7 @@ impl Config {
                     to: e.to.clone(),
                     username: e.username.clone(),
                     password,
+                    ca_file: e.ca_file.clone(),
                     timeout: e.timeout,
                 })
             }
@@ -669,6 +737,7 @@ fn validate_email(e: EmailConfig) -> Result<EmailSettings, String> {
         username: e.username,
         password_file: e.password_file,
         password_env: e.password_env,
+        ca_file: e.ca_file,
         timeout: e.timeout.unwrap_or(Duration::from_secs(30)),
     })
 }
@@ -743,6 +812,18 @@ mod tests {
                 "[[sources]]\nkind = \"mongodb\"\nname = \"m\"\nurl = \"mongodb://h\"\n\npassword_env = [\"A\"]\n",
                 6,
                 "invalid type: an array, expected a string",
+            ),
+            (
+                "[[sources]]\nkind = \"redis\"\nname = \"a\"\nurl = \"redis://h\"\nca_file = \"/ca.pem\"\n",
+                5,
+                "use rediss://",
+            ),
+            ("[alerts.alertmanager]\nurls = []\n", 1, "list every member"),
+            ("[alerts.alertmanager]\nurls = [\"ftp://h\"]\n", 1, "http://host:9093"),
+            (
+                "[alerts.alertmanager]\nurls = [\"http://h:9093\"]\nresend = \"soon\"\n",
+                1,
+                "resend",
             ),
             ("this is not toml", 1, ""),
         ];

@@ -163,6 +163,20 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ))
     };
+    // Alertmanager: a state sync beside the outbox, woken after each committed cycle.
+    let am_wake = Arc::new(Notify::new());
+    let am_settings = |c: &Config| c.alertmanager.clone().map(|a| (a, c.settings.min_severity));
+    let (am_tx, am_rx) = watch::channel(am_settings(config));
+    let am_worker = {
+        let store = Store::open(&config.state_dir)?;
+        tokio::spawn(crate::sinks::alertmanager::sync_worker(
+            store,
+            am_rx,
+            metrics.clone(),
+            am_wake.clone(),
+            stop_rx.clone(),
+        ))
+    };
     let (req_tx, mut req_rx) = watch::channel(Request::Run);
     let req_tx = Arc::new(req_tx);
     tokio::spawn(signals(req_tx.clone(), stop_tx));
@@ -203,6 +217,7 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
         }
         liveness.leave();
         metrics.beat();
+        am_wake.notify_one();
         match pipeline.prune(Utc::now().timestamp()) {
             Ok(p) if p.total() > 0 => tracing::info!(
                 snapshots = p.snapshots,
@@ -263,6 +278,7 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
                         if let Ok(sink) = crate::sinks::from_config(new_runtime.email.as_ref()) {
                             sink_tx.send_replace(Arc::from(sink));
                         }
+                        am_tx.send_replace(am_settings(&new_config));
                         metrics.declare_sources(
                             new_runtime.sources.iter().map(|s| s.name.as_str()),
                             Utc::now().timestamp(),
@@ -311,6 +327,8 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
         Ok(_) => tracing::info!("stopped cleanly"),
         Err(_) => tracing::warn!("outbox worker still sending after 5s; unsent mail stays queued for the next start"),
     }
+    // Alertmanager holds open alerts until their endsAt: a post abandoned here loses nothing.
+    am_worker.abort();
     Ok(())
 }
 

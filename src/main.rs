@@ -226,6 +226,13 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
                     None => "log only (no [alerts.email])".into(),
                 }
             );
+            if let Some(a) = &config.alertmanager {
+                println!(
+                    "           and Alertmanager at {} (re-sent every {})",
+                    a.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "),
+                    config::show_duration(a.resend)
+                );
+            }
             println!("  schedule {:?} fires next at:", config.schedule_text);
             for t in config.next_runs(3) {
                 println!("    {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

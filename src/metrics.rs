@@ -64,6 +64,7 @@ pub struct Metrics {
     pub cycle_duration: prometheus::Gauge,
     pub cycle_overruns: IntCounter,
     pub reloads: IntCounterVec,
+    pub alertmanager_posts: IntCounterVec,
     /// Unix time the scheduler loop last proved alive; `/healthz` reads it.
     pub heartbeat: AtomicI64,
     pub healthy_within_secs: AtomicI64,
@@ -217,6 +218,11 @@ impl Metrics {
                 "Configuration reloads (SIGHUP), by result: ok or refused.",
                 &["result"],
             ),
+            alertmanager_posts: icv(
+                "lockwatch_alertmanager_posts_total",
+                "Posts of the open alerts to Alertmanager cluster members, by result: ok or failed.",
+                &["result"],
+            ),
             heartbeat: AtomicI64::new(chrono::Utc::now().timestamp()),
             healthy_within_secs: AtomicI64::new(i64::MAX),
             registry: r,
@@ -225,6 +231,9 @@ impl Metrics {
             m.findings_open.with_label_values(&[s.as_str()]).set(0);
             m.findings_suppressed.with_label_values(&[s.as_str()]).set(0);
             m.alerts_open.with_label_values(&[s.as_str()]).set(0);
+        }
+        for r in ["ok", "failed"] {
+            m.alertmanager_posts.with_label_values(&[r]).inc_by(0);
         }
         let build = reg(
             &m.registry,

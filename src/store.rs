@@ -870,6 +870,25 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Alerts resolved at or after `since`, oldest first (for Alertmanager's `endsAt`).
+    pub fn resolved_since(&self, since: i64) -> anyhow::Result<Vec<crate::sinks::alertmanager::Resolved>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT resource_id, rule, severity, message, opened_at, resolved_at FROM alerts \
+             WHERE resolved_at IS NOT NULL AND resolved_at >= ?1 ORDER BY resolved_at, id",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok(crate::sinks::alertmanager::Resolved {
+                resource_id: r.get(0)?,
+                rule: r.get(1)?,
+                severity: Severity::parse(&r.get::<_, String>(2)?).unwrap_or(Severity::Critical),
+                message: r.get(3)?,
+                opened_at: r.get(4)?,
+                resolved_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// (rule, severity, opened_at, resolved_at) of every alert a resource has had.
     pub fn alert_history(&self, resource: &str) -> anyhow::Result<Vec<(String, String, i64, Option<i64>)>> {
         let mut stmt = self

@@ -2,6 +2,7 @@
 //! it: by SMTP ([`smtp`]) or to the log ([`log`]). The outbox worker (`pipeline::deliver`) and
 //! `lockwatch test-alert` both send through here.
 
+pub mod alertmanager;
 pub mod log;
 pub mod smtp;
 

@@ -2,6 +2,7 @@
 
 use super::{Delivery, Message, SendError, Sink};
 use crate::config::{Email, SmtpTls};
+use anyhow::Context;
 use futures::future::BoxFuture;
 use lettre::AsyncTransport;
 
@@ -13,10 +14,29 @@ pub struct SmtpSink {
 impl SmtpSink {
     pub fn new(e: &Email) -> anyhow::Result<SmtpSink> {
         use lettre::transport::smtp::AsyncSmtpTransport as T;
-        let mut b = match e.tls {
-            SmtpTls::None => T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host),
-            SmtpTls::Starttls => T::<lettre::Tokio1Executor>::starttls_relay(&e.smtp_host)?,
-            SmtpTls::Tls => T::<lettre::Tokio1Executor>::relay(&e.smtp_host)?,
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        // With a ca_file, the server's certificate may also chain to that CA.
+        let params = |host: &str| -> anyhow::Result<Option<TlsParameters>> {
+            let Some(ca) = &e.ca_file else { return Ok(None) };
+            let pem = std::fs::read(ca).with_context(|| format!("[alerts.email] ca_file {}", ca.display()))?;
+            let cert =
+                Certificate::from_pem(&pem).with_context(|| format!("[alerts.email] ca_file {}", ca.display()))?;
+            Ok(Some(
+                TlsParameters::builder(host.to_string())
+                    .add_root_certificate(cert)
+                    .build_rustls()?,
+            ))
+        };
+        let mut b = match (e.tls, params(&e.smtp_host)?) {
+            (SmtpTls::None, _) => T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host),
+            (SmtpTls::Starttls, None) => T::<lettre::Tokio1Executor>::starttls_relay(&e.smtp_host)?,
+            (SmtpTls::Tls, None) => T::<lettre::Tokio1Executor>::relay(&e.smtp_host)?,
+            (SmtpTls::Starttls, Some(p)) => {
+                T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(Tls::Required(p))
+            }
+            (SmtpTls::Tls, Some(p)) => {
+                T::<lettre::Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(Tls::Wrapper(p))
+            }
         }
         .port(e.smtp_port)
         .timeout(Some(e.timeout));

@@ -12,6 +12,8 @@ mod mariadb;
 pub use mariadb::*;
 mod mongo;
 pub use mongo::*;
+mod tls;
+pub use tls::*;
 mod redis;
 pub use redis::*;
 mod postgres;

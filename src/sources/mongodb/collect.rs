@@ -7,6 +7,8 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 
+const SELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Roles that can read or change every database, or grant themselves that (on `admin`).
 const PRIVILEGED_ANY_DB: &[&str] = &[
     "root",
@@ -43,7 +45,10 @@ pub(super) fn explain(e: &mongodb::error::Error) -> String {
                         .trim_end_matches([' ', '}', ']', ','])
                 })
                 .unwrap_or(message);
-            format!("no usable answer within the timeout: {why}")
+            format!(
+                "no usable answer within the timeout: {}",
+                why.trim_start_matches("Kind: ")
+            )
         }
         _ => e.to_string(),
     }
@@ -69,7 +74,10 @@ impl MongoSource {
         }];
         o.direct_connection = Some(true);
         o.connect_timeout = Some(self.common.timeout);
-        o.server_selection_timeout = Some(self.common.timeout);
+        // The driver waits for the whole server-selection timeout even when the handshake has
+        // already failed for good (a certificate that does not chain, connection refused), so
+        // one server gets at most 5 s to complete its handshake, or `timeout` if shorter.
+        o.server_selection_timeout = Some(self.common.timeout.min(SELECTION_TIMEOUT));
         o.app_name = Some("lockwatch".into());
         o.max_pool_size = Some(2);
         if self.target.tls {

@@ -41,6 +41,8 @@ struct Config {
     url: String,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    /// PEM bundle to verify the server's certificate; turns TLS on (and requires it).
+    ca_file: Option<PathBuf>,
 }
 
 struct MysqlSource {
@@ -74,10 +76,14 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
         cfg.password_file.as_deref(),
         cfg.password_env.as_deref(),
     )?;
-    let b = mysql_async::OptsBuilder::from_opts(opts)
+    let mut b = mysql_async::OptsBuilder::from_opts(opts)
         .prefer_socket(false)
         .db_name(None::<String>)
         .pass(password.map(|p| p.expose().to_string()));
+    if let Some(ca) = &cfg.ca_file {
+        std::fs::metadata(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        b = b.ssl_opts(mysql_async::SslOpts::default().with_root_certs(vec![ca.clone().into()]));
+    }
     let opts = mysql_async::Opts::from(b);
     let host = opts.ip_or_hostname().to_string();
     let port = opts.tcp_port();

@@ -28,10 +28,19 @@ impl RedisSource {
     }
 
     async fn connect(&self, with_credentials: bool) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(
-            self.connection_info(with_credentials)
-                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
-        )?;
+        let info = self
+            .connection_info(with_credentials)
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let client = match &self.ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )?,
+            None => redis::Client::open(info)?,
+        };
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.common.timeout))
             .set_response_timeout(Some(self.common.timeout));

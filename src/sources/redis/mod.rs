@@ -39,6 +39,8 @@ struct Config {
     url: String,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    /// PEM bundle to verify the server's certificate (`rediss://` only).
+    ca_file: Option<PathBuf>,
 }
 
 struct RedisSource {
@@ -49,6 +51,8 @@ struct RedisSource {
     tls: bool,
     username: Option<String>,
     password: Option<Secret>,
+    /// The CA bundle's PEM text, read at start-up.
+    ca_pem: Option<Vec<u8>>,
 }
 
 /// The config, checked; and the parsed URL. Pure.
@@ -64,6 +68,9 @@ fn parse(table: toml::Table) -> Result<(Config, url::Url, bool), String> {
     };
     if url.host_str().is_none() {
         return Err("url has no host".into());
+    }
+    if cfg.ca_file.is_some() && !tls {
+        return Err("ca_file is set but the url is redis://; use rediss:// for TLS".into());
     }
     Ok((cfg, url, tls))
 }
@@ -82,6 +89,10 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
     let username = Some(url.username())
         .filter(|u| !u.is_empty())
         .map(common::percent_decode);
+    let ca_pem = match &cfg.ca_file {
+        Some(ca) => Some(std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?),
+        None => None,
+    };
     Ok(Box::new(RedisSource {
         common: common.clone(),
         url: secret::redact_dsn(&cfg.url),
@@ -90,6 +101,7 @@ fn build(common: &Common, table: toml::Table) -> Result<Box<dyn Source>, String>
         tls,
         username,
         password,
+        ca_pem,
     }))
 }
 
