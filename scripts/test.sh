@@ -23,6 +23,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pkgs+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server)
 command -v mariadb >/dev/null || pkgs+=(mariadb-client)
 command -v promtool >/dev/null || pkgs+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || pkgs+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
 command -v runuser >/dev/null || pkgs+=(util-linux)
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -81,7 +81,9 @@ pub fn am_cluster(dir: &Path, config: &Path, n: usize) -> Vec<AmMember> {
                 }
                 http_get(m.port, "/api/v2/status")
                     .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                    .filter(|s| s["cluster"]["status"] == "ready" && s["cluster"]["peers"].as_array().map(Vec::len) == Some(n))
+                    .filter(|s| {
+                        s["cluster"]["status"] == "ready" && s["cluster"]["peers"].as_array().map(Vec::len) == Some(n)
+                    })
                     .map(|_| true)
             });
             if !ok {

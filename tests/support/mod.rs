@@ -14,6 +14,8 @@ mod mongo;
 pub use mongo::*;
 mod tls;
 pub use tls::*;
+mod alertmanager;
+pub use alertmanager::*;
 mod redis;
 pub use redis::*;
 mod postgres;
