@@ -158,9 +158,11 @@ impl Postgres {
         std::fs::read_to_string(self.data.join("pg_hba.conf")).unwrap()
     }
 
-    /// Write pg_hba.conf and reload: the new rules are live.
+    /// Write pg_hba.conf and reload: the new rules are live. The file keeps its real time
+    /// (a second-truncated time that is never after the reload), so it never looks edited
+    /// after the load; `write_hba`'s time shift is only for edits that are not reloaded.
     pub fn set_hba(&self, text: &str) {
-        self.write_hba(text);
+        std::fs::write(self.data.join("pg_hba.conf"), text).unwrap();
         self.reload();
     }
 
