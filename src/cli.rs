@@ -297,6 +297,7 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
     };
     let baselines = store.baseline_events(resource)?;
     let alerts = store.alert_history(resource)?;
+    let reverts = store.reverts(resource)?;
     let mut entries = Vec::new();
     let mut prev: Option<&serde_json::Value> = None;
     for s in &snaps {
@@ -319,10 +320,14 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
                 .collect();
             let b: Vec<_> = baselines.iter().map(|e| json!({"snapshot_hash": snaps.iter().find(|s| s.id == e.snapshot_id).map(|s| s.hash.clone()), "at": ts(e.at), "how": e.how, "by": e.actor, "reason": e.reason})).collect();
             let a: Vec<_> = alerts.iter().map(|(rule, sev, o, r)| json!({"rule": rule, "severity": sev, "opened_at": ts(*o), "resolved_at": r.map(ts)})).collect();
+            let rv: Vec<_> = reverts
+                .iter()
+                .map(|(at, actor, rule, calls)| json!({"at": ts(*at), "by": actor, "rule": rule, "calls": calls}))
+                .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &json!({"resource": resource, "kind": k.kind, "source": k.source, "record_starts": record_start.map(ts), "snapshots": list, "baselines": b, "alerts": a})
+                    &json!({"resource": resource, "kind": k.kind, "source": k.source, "record_starts": record_start.map(ts), "snapshots": list, "baselines": b, "alerts": a, "reverts": rv})
                 )?
             );
         }
@@ -363,6 +368,13 @@ pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Resul
                 let by = e.actor.as_ref().map(|a| format!(" by {a}")).unwrap_or_default();
                 let why = e.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
                 println!("{}  baseline set ({how}{by}{why}) to snapshot {hash}", ts(e.at));
+            }
+            for (at, actor, rule, calls) in &reverts {
+                let rule = rule.as_ref().map(|r| format!(" for {r}")).unwrap_or_default();
+                println!("{}  reverted to the baseline by {actor}{rule}:", ts(*at));
+                for c in calls {
+                    println!("    {c}");
+                }
             }
             for (rule, sev, opened, resolved) in &alerts {
                 println!(
@@ -623,4 +635,93 @@ mod tests {
             }
         }
     }
+}
+
+/// `lockwatch revert RESOURCE [--rule RULE] [--dry-run]`: read the resource's current state,
+/// plan the calls that put its weakened fields back to the baseline, print them, and (unless
+/// `--dry-run`) make them and record who did.
+pub async fn revert(
+    config: &Config,
+    runtime: &Runtime,
+    resource: &str,
+    rule: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let known = store.load_known()?;
+    let Some(k) = known.get(resource) else {
+        bail!(
+            "no resource {resource:?} in {} (known: {})",
+            store.path.display(),
+            store.resource_ids()?.join(", ")
+        );
+    };
+    let Some((baseline, _)) = store.baseline_of(resource)? else {
+        bail!("{resource} has no baseline yet; there is nothing to revert to");
+    };
+    let Some(source) = runtime.sources.iter().find(|s| s.name == k.source) else {
+        bail!(
+            "{resource} comes from source {:?}, which is not in {} any more",
+            k.source,
+            config.path.display()
+        );
+    };
+    if source.kind != "aws" {
+        bail!(
+            "{resource} is a {} resource: lockwatch reverts AWS resources only (it holds no admin credentials for self-hosted servers). Fix it on the server, then `lockwatch baseline show {resource}`",
+            source.kind
+        );
+    }
+    // What is there now, read fresh: a revert is never planned from a stale or partial view.
+    let collection = tokio::time::timeout(source.timeout, source.source.collect())
+        .await
+        .map_err(|_| anyhow::anyhow!("reading the current state of {resource} timed out; nothing was changed"))?
+        .map_err(|e| anyhow::anyhow!("cannot read the current state of {resource}: {e:#}; nothing was changed"))?;
+    if let Some(f) = collection.failed.iter().find(|f| resource.starts_with(&f.scope)) {
+        bail!(
+            "cannot read the current state of {resource}: {}; nothing was changed",
+            f.message
+        );
+    }
+    let Some(current) = collection.resources.iter().find(|r| r.id == resource) else {
+        bail!("{resource} is not there any more (deleted?); nothing was changed");
+    };
+    if let Some(u) = current.unknown.first() {
+        bail!(
+            "lockwatch cannot read {} of {resource} ({}); nothing was changed",
+            u.field,
+            u.why
+        );
+    }
+    let calls = crate::revert::plan(&k.kind, resource, &baseline, &current.posture.value(), rule)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let region = crate::revert::region_and_name(resource)
+        .map(|(r, _)| r)
+        .unwrap_or_default();
+    if calls.is_empty() {
+        println!(
+            "nothing to revert: {resource} matches its baseline in every field lockwatch reverts{}",
+            rule.map(|r| format!(" for {r}")).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "to put {resource} back to its baseline, lockwatch {} these calls:",
+        if dry_run { "would make" } else { "makes" }
+    );
+    for c in &calls {
+        println!("  {}", c.show(region));
+    }
+    if dry_run {
+        println!("--dry-run: nothing was changed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let made = source.source.revert(resource, &calls).await?;
+    store.record_revert(resource, chrono::Utc::now().timestamp(), &local_user(), rule, &made)?;
+    println!(
+        "done ({} call{}); recorded in `lockwatch history {resource}`. The next cycle reads the result and resolves what it fixed.",
+        made.len(),
+        if made.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
 }

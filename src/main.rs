@@ -13,6 +13,7 @@ mod model;
 mod net;
 mod pipeline;
 mod repeated;
+mod revert;
 mod secret;
 mod sinks;
 mod sources;
@@ -94,6 +95,18 @@ enum Command {
     },
     /// End a suppression now.
     Unsuppress { resource: String, rule: String },
+    /// Put an AWS resource's weakened fields back to its baseline (access policy, anonymous
+    /// auth, HTTPS enforcement; ingress rules added since; public accessibility). Prints the
+    /// API calls first; needs the write permissions of config/iam-policy-revert.json.
+    Revert {
+        resource: String,
+        /// Only what this rule is about (e.g. opensearch.policy.public).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Print the calls and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Alert emails not yet delivered (or, with --all, every one).
     Outbox {
         #[arg(long)]
@@ -195,6 +208,11 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
     match command {
         Command::Run => daemon::run(build()?, &config).await.map(|_| ExitCode::SUCCESS),
         Command::Scan { format, fail_on } => cli::scan(&config, &build()?, format, fail_on).await,
+        Command::Revert {
+            resource,
+            rule,
+            dry_run,
+        } => cli::revert(&config, &build()?, &resource, rule.as_deref(), dry_run).await,
         Command::CheckConfig => {
             let runtime = build()?;
             store::Store::check_state_dir(&config.state_dir)?;

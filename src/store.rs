@@ -116,6 +116,17 @@ CREATE INDEX baseline_events_by_snapshot ON baseline_events(snapshot_id);
 CREATE INDEX alerts_by_resolution ON alerts(resolved_at) WHERE resolved_at IS NOT NULL;
 CREATE INDEX outbox_by_sending ON outbox(sent_at) WHERE state = 'sent';
 "#,
+    r#"
+CREATE TABLE reverts (
+    id INTEGER PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    rule TEXT,
+    calls TEXT NOT NULL
+);
+CREATE INDEX reverts_by_resource ON reverts(resource_id);
+"#,
 ];
 
 /// What one pruning step removed.
@@ -868,6 +879,37 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?)
+    }
+
+    /// A revert made by `lockwatch revert`: when, by whom, for which rule, the calls made.
+    pub fn record_revert(
+        &self,
+        resource: &str,
+        at: i64,
+        actor: &str,
+        rule: Option<&str>,
+        calls: &[String],
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO reverts (resource_id, at, actor, rule, calls) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![resource, at, actor, rule, serde_json::to_string(calls)?],
+        )?;
+        Ok(())
+    }
+
+    /// (at, actor, rule, calls) of every revert of a resource, oldest first.
+    pub fn reverts(&self, resource: &str) -> anyhow::Result<Vec<(i64, String, Option<String>, Vec<String>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, actor, rule, calls FROM reverts WHERE resource_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([resource], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+        })?;
+        rows.map(|r| {
+            let (at, actor, rule, calls) = r?;
+            Ok((at, actor, rule, serde_json::from_str(&calls).unwrap_or_default()))
+        })
+        .collect()
     }
 
     /// Alerts resolved at or after `since`, oldest first (for Alertmanager's `endsAt`).

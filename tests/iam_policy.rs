@@ -16,7 +16,8 @@ fn service_of(file: &str, receiver: &str) -> Option<&'static str> {
     match (file, receiver) {
         ("opensearch.rs", "client") => Some("es"),
         ("ec2.rs" | "network.rs", "client") | (_, "ec2") => Some("ec2"),
-        ("rds.rs", "client") => Some("rds"),
+        ("rds.rs", "client") | (_, "rds") => Some("rds"),
+        (_, "opensearch") => Some("es"),
         (_, "sts") => Some("sts"),
         _ => None,
     }
@@ -27,8 +28,9 @@ fn pascal(op: &str) -> String {
 }
 
 /// Every `<client>.<operation>()` call in src/sources/aws, as `service:Operation` (lowercased:
-/// IAM action names are case-insensitive).
-fn actions_called() -> BTreeSet<String> {
+/// IAM action names are case-insensitive): those of `revert.rs` (the write calls of `lockwatch
+/// revert`) when `revert`, the others otherwise.
+fn actions_called(revert: bool) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sources/aws");
     let mut out = BTreeSet::new();
     let mut files = Vec::new();
@@ -45,6 +47,9 @@ fn actions_called() -> BTreeSet<String> {
     }
     for path in files {
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        if (file == "revert.rs") != revert {
+            continue;
+        }
         // Drop test modules and whitespace, so calls split over lines by rustfmt are one token.
         let text = std::fs::read_to_string(&path).unwrap();
         let code: String = text
@@ -54,7 +59,7 @@ fn actions_called() -> BTreeSet<String> {
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
-        for receiver in ["client", "ec2", "sts"] {
+        for receiver in ["client", "ec2", "sts", "opensearch", "rds"] {
             let needle = format!("{receiver}.");
             let mut rest = code.as_str();
             while let Some(i) = rest.find(&needle) {
@@ -99,7 +104,7 @@ fn policy_grants_exactly_the_actions_the_code_calls() {
             granted.insert(a.to_ascii_lowercase());
         }
     }
-    let called = actions_called();
+    let called = actions_called(false);
     assert!(
         called.len() >= 8,
         "the scan found too few calls, is it still reading the code? {called:?}"
@@ -114,6 +119,42 @@ fn policy_grants_exactly_the_actions_the_code_calls() {
         unused.is_empty(),
         "config/iam-policy.json grants actions the code never calls: {unused:?}"
     );
+}
+
+/// config/iam-policy-revert.json grants exactly the write calls `lockwatch revert` makes, and
+/// nothing that reads or deletes.
+#[test]
+fn revert_policy_grants_exactly_the_write_calls() {
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/iam-policy-revert.json")).unwrap(),
+    )
+    .unwrap();
+    let mut granted = BTreeSet::new();
+    for s in policy["Statement"].as_array().unwrap() {
+        assert_eq!(s["Effect"], "Allow");
+        for a in s["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            assert!(
+                !a.contains('*') && !a.contains(":Delete"),
+                "narrow write actions only: {a}"
+            );
+            granted.insert(a.to_ascii_lowercase());
+        }
+    }
+    let called = actions_called(true);
+    assert_eq!(
+        called,
+        [
+            "ec2:revokesecuritygroupingress",
+            "es:updatedomainconfig",
+            "rds:modifydbinstance"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<BTreeSet<_>>(),
+        "the scan of revert.rs"
+    );
+    assert_eq!(called, granted, "config/iam-policy-revert.json against revert.rs");
 }
 
 const ACCOUNT: &str = "123456789012";

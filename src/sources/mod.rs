@@ -76,6 +76,16 @@ pub trait Source: Send + Sync {
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>>;
     /// Where it connects, safe to show (passwords redacted).
     fn target(&self) -> String;
+    /// Make the calls of a revert plan (`lockwatch revert`); the calls made, shown. Only the
+    /// `aws` kind can: lockwatch holds no admin credentials for self-hosted servers.
+    fn revert<'a>(
+        &'a self,
+        resource_id: &'a str,
+        calls: &'a [crate::revert::Call],
+    ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        let _ = calls;
+        Box::pin(async move { anyhow::bail!("{resource_id}: this kind of source cannot be reverted by lockwatch") })
+    }
 }
 
 /// The settings every `[[sources]]` entry has, whatever its kind.

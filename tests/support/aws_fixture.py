@@ -232,6 +232,22 @@ def main():
     elif action == "rds-public":
         ident, state = args
         rds().modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=state == "on", ApplyImmediately=True)
+    elif action == "get-policy":
+        # get-policy NAME: the domain's access policy as the API returns it (parsed).
+        (name,) = args
+        cfg = os_().describe_domain_config(DomainName=name)["DomainConfig"]
+        out["policy"] = json.loads(cfg["AccessPolicies"]["Options"] or "{}")
+    elif action == "get-ingress":
+        # get-ingress SG: the group's ingress rules as [protocol, from, to, source], sorted.
+        (sg,) = args
+        g = ec2().describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]
+        rules = []
+        for p in g["IpPermissions"]:
+            for r in p.get("IpRanges", []):
+                rules.append([p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), r["CidrIp"]])
+            for r in p.get("Ipv6Ranges", []):
+                rules.append([p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), r["CidrIpv6"]])
+        out["ingress"] = sorted(rules)
     else:
         raise SystemExit(f"unknown action {action}")
     print(json.dumps(out))

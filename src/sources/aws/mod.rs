@@ -10,6 +10,7 @@ pub mod network;
 pub mod opensearch;
 pub mod policy;
 pub mod rds;
+mod revert;
 
 use super::{Collection, Common, PartFailure, Source, SourceKind};
 use crate::model::Resource;
@@ -306,6 +307,14 @@ impl Source for AwsSource {
             .map(|e| format!(" via {}", crate::secret::redact_dsn(e)))
             .unwrap_or_default();
         format!("aws {who}, regions {}{at}", self.cfg.regions.join(","))
+    }
+
+    fn revert<'a>(
+        &'a self,
+        resource_id: &'a str,
+        calls: &'a [crate::revert::Call],
+    ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        Box::pin(self.run_revert(resource_id, calls))
     }
 
     fn collect(&self) -> BoxFuture<'_, anyhow::Result<Collection>> {
