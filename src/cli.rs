@@ -278,16 +278,26 @@ pub fn baseline_accept(
     }
 }
 
-pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Result<ExitCode> {
-    let store = open_existing(config)?;
-    let known = store.load_known()?;
-    let Some(k) = known.get(resource) else {
-        bail!(
+/// A resource the store knows, or an error that lists the ones it does.
+fn known_resource<'a>(
+    store: &Store,
+    known: &'a std::collections::HashMap<String, crate::model::Known>,
+    resource: &str,
+) -> anyhow::Result<&'a crate::model::Known> {
+    match known.get(resource) {
+        Some(k) => Ok(k),
+        None => bail!(
             "no resource {resource:?} in {} (known: {})",
             store.path.display(),
             store.resource_ids()?.join(", ")
-        );
-    };
+        ),
+    }
+}
+
+pub fn history(config: &Config, resource: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let store = open_existing(config)?;
+    let known = store.load_known()?;
+    let k = known_resource(&store, &known, resource)?;
     let snaps = store.snapshots(resource)?;
     // Where the record starts, when retention has pruned the beginning of it.
     let first_seen = store.first_seen(resource)?;
@@ -649,13 +659,7 @@ pub async fn revert(
 ) -> anyhow::Result<ExitCode> {
     let store = open_existing(config)?;
     let known = store.load_known()?;
-    let Some(k) = known.get(resource) else {
-        bail!(
-            "no resource {resource:?} in {} (known: {})",
-            store.path.display(),
-            store.resource_ids()?.join(", ")
-        );
-    };
+    let k = known_resource(&store, &known, resource)?;
     let Some((baseline, _)) = store.baseline_of(resource)? else {
         bail!("{resource} has no baseline yet; there is nothing to revert to");
     };

@@ -84,10 +84,10 @@ fn actions_called(revert: bool) -> BTreeSet<String> {
     out
 }
 
-#[test]
-fn policy_grants_exactly_the_actions_the_code_calls() {
+/// The actions a policy file in config/ grants (lowercased), each checked by `check`.
+fn granted_actions(file: &str, check: impl Fn(&str)) -> BTreeSet<String> {
     let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/iam-policy.json")).unwrap(),
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(file)).unwrap(),
     )
     .unwrap();
     let mut granted = BTreeSet::new();
@@ -95,15 +95,23 @@ fn policy_grants_exactly_the_actions_the_code_calls() {
         assert_eq!(s["Effect"], "Allow");
         for a in s["Action"].as_array().unwrap() {
             let a = a.as_str().unwrap();
-            assert!(!a.contains('*'), "no wildcard actions: {a}");
-            let verb = a.split(':').nth(1).unwrap();
-            assert!(
-                ["Describe", "List", "Get"].iter().any(|p| verb.starts_with(p)),
-                "read-only actions only: {a}"
-            );
+            check(a);
             granted.insert(a.to_ascii_lowercase());
         }
     }
+    granted
+}
+
+#[test]
+fn policy_grants_exactly_the_actions_the_code_calls() {
+    let granted = granted_actions("iam-policy.json", |a| {
+        assert!(!a.contains('*'), "no wildcard actions: {a}");
+        let verb = a.split(':').nth(1).unwrap();
+        assert!(
+            ["Describe", "List", "Get"].iter().any(|p| verb.starts_with(p)),
+            "read-only actions only: {a}"
+        );
+    });
     let called = actions_called(false);
     assert!(
         called.len() >= 8,
@@ -125,22 +133,12 @@ fn policy_grants_exactly_the_actions_the_code_calls() {
 /// nothing that reads or deletes.
 #[test]
 fn revert_policy_grants_exactly_the_write_calls() {
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/iam-policy-revert.json")).unwrap(),
-    )
-    .unwrap();
-    let mut granted = BTreeSet::new();
-    for s in policy["Statement"].as_array().unwrap() {
-        assert_eq!(s["Effect"], "Allow");
-        for a in s["Action"].as_array().unwrap() {
-            let a = a.as_str().unwrap();
-            assert!(
-                !a.contains('*') && !a.contains(":Delete"),
-                "narrow write actions only: {a}"
-            );
-            granted.insert(a.to_ascii_lowercase());
-        }
-    }
+    let granted = granted_actions("iam-policy-revert.json", |a| {
+        assert!(
+            !a.contains('*') && !a.contains(":Delete"),
+            "narrow write actions only: {a}"
+        );
+    });
     let called = actions_called(true);
     assert_eq!(
         called,
