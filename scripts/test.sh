@@ -24,6 +24,7 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-se
 command -v mariadb >/dev/null || pkgs+=(mariadb-client)
 command -v promtool >/dev/null || pkgs+=(prometheus)
 [ -x /usr/bin/prometheus-alertmanager ] || pkgs+=(prometheus-alertmanager)
+[ -x /usr/bin/chromium ] || pkgs+=(chromium)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
 command -v runuser >/dev/null || pkgs+=(util-linux)
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -137,7 +137,9 @@ pub async fn run(runtime: Runtime, config: &Config) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(address = %listener.local_addr()?, "metrics on /metrics, health on /healthz");
-    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    // The status page reads the store through its own connection.
+    let status_store = Arc::new(std::sync::Mutex::new(Store::open(&config.state_dir)?));
+    tokio::spawn(metrics::serve(listener, metrics.clone(), status_store));
     metrics.declare_sources(runtime.sources.iter().map(|s| s.name.as_str()), Utc::now().timestamp());
 
     let wake = Arc::new(Notify::new());

@@ -17,6 +17,7 @@ mod revert;
 mod secret;
 mod sinks;
 mod sources;
+mod status;
 mod store;
 
 use clap::{Parser, Subcommand, ValueEnum};

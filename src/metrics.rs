@@ -324,6 +324,24 @@ impl Metrics {
         self.last_cycle.set(s.at);
     }
 
+    /// When a source last collected successfully, if it has since start-up (without creating
+    /// a series for a name the metrics do not have).
+    pub fn last_success_of(&self, source: &str) -> Option<i64> {
+        self.registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "lockwatch_last_scan_success_timestamp_seconds")?
+            .get_metric()
+            .iter()
+            .find(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "source" && l.value() == source)
+            })
+            .map(|m| m.get_gauge().get_value() as i64)
+            .filter(|t| *t > 0)
+    }
+
     pub fn beat(&self) {
         self.heartbeat.store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
     }
@@ -335,9 +353,35 @@ impl Metrics {
 }
 
 /// Serve `/metrics` and `/healthz` until the process exits.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    use axum::{Router, http::StatusCode, routing::get};
+/// A status page as an HTTP answer: the page, 404 with `missing`, or 500 with the error.
+fn respond(
+    page: Result<anyhow::Result<Option<String>>, tokio::task::JoinError>,
+    missing: String,
+) -> (axum::http::StatusCode, axum::response::Html<String>) {
+    use axum::{http::StatusCode, response::Html};
+    match page {
+        Ok(Ok(Some(html))) => (StatusCode::OK, Html(html)),
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, Html(missing)),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html(crate::mail::esc(&format!("{e:#}"))),
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html(crate::mail::esc(&e.to_string())),
+        ),
+    }
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    status: Arc<std::sync::Mutex<crate::store::Store>>,
+) {
+    use axum::{Router, extract::Path, http::StatusCode, routing::get};
     let m1 = metrics.clone();
+    let m2 = metrics.clone();
+    let s1 = status.clone();
     let app = Router::new()
         .route(
             "/metrics",
@@ -348,6 +392,35 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                         m.render(),
                     )
+                }
+            }),
+        )
+        .route(
+            "/",
+            get(move || {
+                let (m, s) = (m2.clone(), s1.clone());
+                async move {
+                    let page = tokio::task::spawn_blocking(move || {
+                        let store = s.lock().unwrap_or_else(|p| p.into_inner());
+                        crate::status::index(&store, |name| m.last_success_of(name), chrono::Utc::now().timestamp())
+                    })
+                    .await;
+                    respond(page.map(|r| r.map(Some)), String::new())
+                }
+            }),
+        )
+        .route(
+            "/resource/{*id}",
+            get(move |Path(id): Path<String>| {
+                let s = status.clone();
+                async move {
+                    let lookup = id.clone();
+                    let page = tokio::task::spawn_blocking(move || {
+                        let store = s.lock().unwrap_or_else(|p| p.into_inner());
+                        crate::status::resource(&store, &lookup)
+                    })
+                    .await;
+                    respond(page, format!("no resource {}", crate::mail::esc(&id)))
                 }
             }),
         )
